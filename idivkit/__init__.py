@@ -26,7 +26,9 @@ from .losses import (
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = {"backprop", "ssim", "data", "keras", "trainer", "reproduce", "plots", "cli"}
+_LAZY_SUBMODULES = {
+    "backprop", "ssim", "data", "keras", "trainer", "grid", "reproduce", "plots", "cli", "grading", "lessons",
+}
 
 __all__ = [
     "EPSILON",

@@ -1,0 +1,40 @@
+"""Support for lessons 02-04: the maths and figures the notebooks show, and their checks.
+
+The notebooks hold glue and exercises only; what they show lives here or in
+:mod:`idivkit.losses` / :mod:`idivkit.backprop`. Importing this package is fast: sympy,
+matplotlib and :mod:`idivkit.backprop` load inside the functions that use them.
+
+* :mod:`.beta`            lesson 02: eq 29 in sympy, :func:`check_expression`, the slider's figure
+* :mod:`.idiv`            lesson 03: E_I1 vs E_I2 figures, a rough reconstruction, gradient histograms
+* :mod:`.backprop_checks` lesson 04: finite-difference checks with diagnostic messages
+"""
+
+from .backprop_checks import (
+    SIGMOID_SIGN_HINT,
+    activation,
+    check_code_delta,
+    check_gradient,
+    check_gradients,
+    check_gradients_sampled,
+    check_output_delta,
+    finite_difference_delta3,
+    make_network,
+    sampled_finite_differences,
+)
+from .beta import NAMED_BETAS, beta_symbols, check_expression, eq29, plot_beta_divergence, with_symbols
+from .idiv import (
+    i_divergence_gradients,
+    pca_reconstruction,
+    plot_gradient_histograms,
+    plot_gradient_maps,
+    plot_i_divergence_asymmetry,
+)
+
+__all__ = [
+    "NAMED_BETAS", "SIGMOID_SIGN_HINT", "activation", "beta_symbols", "check_code_delta",
+    "check_expression", "check_gradient", "check_gradients", "check_gradients_sampled",
+    "check_output_delta", "eq29", "finite_difference_delta3", "i_divergence_gradients",
+    "make_network", "pca_reconstruction", "plot_beta_divergence", "plot_gradient_histograms",
+    "plot_gradient_maps", "plot_i_divergence_asymmetry", "sampled_finite_differences",
+    "with_symbols",
+]

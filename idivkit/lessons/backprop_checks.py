@@ -1,0 +1,237 @@
+"""Lesson 04 (backprop by hand): finite-difference checks of a learner's output deltas, code
+deltas and gradients, with messages that say which pair, which layer and what is wrong (sign,
+constant factor, inactive ReLU units) without showing the expected values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import losses
+
+
+def activation(decoder):
+    """The reference :class:`idivkit.backprop.Activation` named ``decoder`` ("relu" or
+    "sigmoid"), or ``decoder`` itself if it already is one."""
+    from ..backprop.layers import get_activation
+
+    return get_activation(decoder)  # a ValueError naming ``decoder`` if it is neither
+
+
+def finite_difference_delta3(x, u_tilde, loss, decoder, eps=1e-6):
+    """``dE/du~`` by central differences of the per-pixel loss (each pixel's loss depends on
+    its own ``u~_d`` only, so all entries are perturbed at once). NaN where the loss is
+    infinite on either side (a dead ReLU output under E_I2). Lesson 04."""
+    from ..backprop import LOSSES
+
+    act = activation(decoder)
+    x = np.asarray(x, dtype=np.float64)
+    u_tilde = np.asarray(u_tilde, dtype=np.float64)
+
+    def per_pixel(u):
+        x_hat = act.forward(u)
+        if loss == "mse":
+            return losses.squared_error(x, x_hat, reduction="none")
+        if loss == "i1":
+            return losses.reverse_i_divergence(x, x_hat, reduction="none")
+        if loss == "i2":
+            return losses.i_divergence(x, x_hat, reduction="none")
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+
+    with np.errstate(invalid="ignore"):
+        return (per_pixel(u_tilde + eps) - per_pixel(u_tilde - eps)) / (2 * eps)
+
+
+def check_gradient(actual, expected, *, what: str, versus: str = "the finite-difference gradient",
+                   tolerance: float = 1e-6, sign_hint: str = "", hint: str = "", inactive=None) -> None:
+    """Raise an AssertionError saying what is wrong with a learner's gradient ``actual``.
+
+    ``expected`` (finite differences or the reference) is never shown; the message gives
+    the max-norm relative error (:func:`idivkit.backprop.relative_error`) and a hint: sign
+    flipped (``sign_hint`` appended), off by a constant factor, or wrong only where the ReLU
+    units in the boolean mask ``inactive`` pass no gradient; else the general ``hint``. Lesson 04.
+    """
+    from ..backprop import relative_error
+
+    if actual is None:
+        raise AssertionError(f"{what} is None: did you forget to `return` it?")
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape:
+        raise AssertionError(f"{what} has shape {a.shape} but shape {e.shape} is expected")
+    if not np.all(np.isfinite(a)):
+        raise AssertionError(f"{what} has {int(np.sum(~np.isfinite(a)))} NaN or infinite entries")
+    error = relative_error(a, e)
+    if error <= tolerance:
+        return
+    message = f"{what}: max relative error {error:.1e} vs {versus} (tolerance {tolerance:.0e})"
+    diagnosis = _diagnose(a, e, tolerance, sign_hint, inactive)
+    raise AssertionError(message + (diagnosis or (f"; {hint}" if hint else "")))
+
+
+def _diagnose(a, e, tolerance, sign_hint, inactive) -> str:
+    """A specific reason for a mismatch, or "" when none of the usual ones fits."""
+    from ..backprop import relative_error
+
+    message = ""
+    if relative_error(-a, e) <= tolerance:
+        message += "; the sign is flipped" + (f": {sign_hint}" if sign_hint else "")
+    elif np.any(a) and np.any(e):
+        factor = float(np.sum(a * e) / np.sum(e * e))
+        if relative_error(a, factor * e) <= tolerance:
+            message += f"; it is off by a constant factor of about {factor:.3g} (a reduction? a 1/2?)"
+        elif inactive is not None and np.any(inactive):
+            bad = ~np.isclose(a, e, rtol=1e-4, atol=1e-6 * np.max(np.abs(e)))
+            if not np.any(bad):  # only small deviations: no entry stands out, so no diagnosis
+                pass
+            elif np.all(inactive[bad]):
+                message += "; wrong only where ReLU units are inactive (u <= 0): there the derivative is 0 (eq 35)"
+            elif not np.any(inactive[bad]):
+                message += "; wrong where ReLU units are active (u > 0)"
+    return message
+
+
+def make_network(D: int = 20, J: int = 5, N: int = 4, seed: int = 0, decoder: str = "relu"):
+    """A small test problem ``(params, x)``: Keras-like initial parameters and data in
+    ``[0.05, 0.95]`` (no zero pixels, so every loss is finite). For the ReLU decoder the output
+    bias is 1, so every output unit is active and E_I2 stays finite. Lesson 04."""
+    from ..backprop import init_params
+
+    params = init_params(D, J, seed=seed)
+    if decoder == "relu":
+        params["b_tilde"] += 1.0
+    x = np.random.default_rng(seed + 1000).uniform(0.05, 0.95, size=(N, D))
+    return params, x
+
+
+def sampled_finite_differences(fn, params: dict, n_per_array: int = 40, seed: int = 0, eps=1e-6):
+    """Central differences of the scalar ``fn(params)`` at ``n_per_array`` random entries of
+    each parameter array (a full check of a 784-32-784 network would take minutes).
+    Returns ``{name: (flat_indices, values)}``. ``params`` is restored. Lesson 04."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, array in params.items():
+        if not (isinstance(array, np.ndarray) and array.dtype == np.float64 and array.flags.c_contiguous):
+            raise ValueError(f"params[{name!r}] must be a C-contiguous float64 array (it is perturbed in place)")
+        flat = array.reshape(-1)  # a view: writes reach params
+        idx = rng.choice(flat.size, size=min(n_per_array, flat.size), replace=False)
+        values = np.empty(idx.size)
+        for k, i in enumerate(idx):
+            original = flat[i]
+            flat[i] = original + eps
+            f_plus = float(fn(params))
+            flat[i] = original - eps
+            f_minus = float(fn(params))
+            flat[i] = original
+            values[k] = (f_plus - f_minus) / (2 * eps)
+        out[name] = (idx, values)
+    return out
+
+
+def _hint(loss, decoder) -> str:
+    """What to look at when a delta or gradient of the pair (loss, decoder) is wrong."""
+    if decoder == "sigmoid":
+        return "check your sigmoid (increasing, 1/(1+exp(-u))) and its derivative sigma (1 - sigma)"
+    return f"check dE/dx_hat for {loss!r} and that delta3 is 0 where u~ <= 0"
+
+
+def _layer_hint(name, loss, decoder) -> str:
+    """Hint for a wrong gradient of one layer; the decoder's layer is checked first."""
+    if name in ("W", "b"):
+        return ("the decoder's gradients are right, so check delta2 (eqs 46-49) and "
+                "dE/dW = delta2^T x, dE/db = sum of delta2 over the batch (eqs 50, 77)")
+    return _hint(loss, decoder) + "; dE/dW_tilde = delta3^T y (eqs 51, 78)"
+
+
+SIGMOID_SIGN_HINT = ("check the sign of the sigmoid derivative: eq 28 prints 1/(1+exp(u)), the standard sigmoid "
+                     "is 1/(1+exp(-u)) with derivative sigma (1 - sigma) > 0")
+_LAYER_NAMES = {"W": "W (encoder weights, eq 50)", "b": "b (encoder bias)",
+                "W_tilde": "W_tilde (decoder weights, eq 51)", "b_tilde": "b_tilde (decoder bias)"}
+
+
+def _objective(loss, decoder, reduction="sum"):
+    """``E(params, x)`` of the reference network, for finite differences."""
+    from ..backprop import forward, loss_value
+
+    return lambda params, x: loss_value(x, forward(params, x, decoder)["x_hat"], loss, reduction=reduction)
+
+
+def check_output_delta(output_delta_fn, loss, decoder, *, N=4, D=20, seed=0, tolerance=1e-5):
+    """Check a learner's ``output_delta_fn(x, u_tilde, loss, decoder)`` against central
+    differences of the per-pixel loss (eq 42); where a dead ReLU output makes the loss
+    infinite, against 0 (eq 35). Raises an AssertionError naming the pair. Lesson 04."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.05, 0.95, size=(N, D))
+    u_tilde = rng.normal(0.0, 1.5, size=(N, D))
+    u_tilde[np.abs(u_tilde) < 0.01] = 0.5  # finite differences need distance from the kink
+    numerical = finite_difference_delta3(x, u_tilde, loss, decoder)
+    numerical[~np.isfinite(numerical)] = 0.0  # E_I2 with x_hat = 0 on both sides: ReLU passes 0
+    mine = output_delta_fn(x.copy(), u_tilde.copy(), loss, decoder)
+    check_gradient(mine, numerical, what=f"delta3 for ({loss}, {decoder})", tolerance=tolerance,
+                   sign_hint=SIGMOID_SIGN_HINT if decoder == "sigmoid" else "delta3 = dE/du~ (eq 42)",
+                   hint=_hint(loss, decoder),
+                   inactive=(u_tilde <= 0) if decoder == "relu" else None)
+
+
+def check_code_delta(code_delta_fn, loss, decoder, *, N=3, D=20, J=5, seed=0, tolerance=1e-5):
+    """Check a learner's ``code_delta_fn(delta3, W_tilde, u)`` (eqs 46-49) against central
+    differences of the loss with respect to the code layer's total input ``u``. Lesson 04."""
+    from ..backprop import forward, loss_value, numerical_gradient, output_delta
+
+    params, x = make_network(D, J, N, seed, decoder)
+    cache = forward(params, x, decoder)
+    delta3 = output_delta(x, cache["x_hat"], cache["u_tilde"], loss, decoder)
+    act = activation(decoder)
+    u = cache["u"].copy()
+
+    def loss_of_u(u_):
+        x_hat = act.forward(np.maximum(u_, 0.0) @ params["W_tilde"].T + params["b_tilde"])
+        return loss_value(x, x_hat, loss)
+
+    numerical = numerical_gradient(loss_of_u, u)
+    mine = code_delta_fn(delta3.copy(), params["W_tilde"].copy(), cache["u"].copy())
+    check_gradient(mine, numerical, what=f"delta2 for ({loss}, {decoder})", tolerance=tolerance,
+                   sign_hint="delta2 = sum_k delta3_k W~_kj f'(u_j) (eq 46)", inactive=cache["u"] <= 0,
+                   hint="delta2 sums delta3_k W~_kj over the outputs k, times f'(u_j) (eqs 46-49)")
+
+
+def check_gradients(gradients_fn, loss, decoder, reduction="sum", *, N=4, D=20, J=5, seed=0,
+                    tolerance=1e-5):
+    """Check a learner's ``gradients_fn(params, x, loss, decoder, reduction)`` -> dict against
+    central differences of the reference loss, layer by layer (eqs 50-51, 77-78; eq 22 for
+    ``reduction="batch_mean"``). Lesson 04."""
+    from ..backprop import numerical_gradient
+
+    params, x = make_network(D, J, N, seed, decoder)
+    objective = _objective(loss, decoder, reduction)
+    mine = gradients_fn({k: v.copy() for k, v in params.items()}, x.copy(), loss, decoder, reduction)
+    if not isinstance(mine, dict) or set(mine) != set(_LAYER_NAMES):
+        got = sorted(mine) if isinstance(mine, dict) else type(mine).__name__
+        raise AssertionError(f"gradients must return a dict with keys {sorted(_LAYER_NAMES)}, got {got}")
+    for name in ("W_tilde", "b_tilde", "W", "b"):
+        numerical = numerical_gradient(lambda _: objective(params, x), params[name])
+        check_gradient(mine[name], numerical, tolerance=tolerance,
+                       what=f"dE/d{_LAYER_NAMES[name]} for ({loss}, {decoder}), reduction={reduction!r}",
+                       sign_hint=SIGMOID_SIGN_HINT if decoder == "sigmoid" else "",
+                       hint=_layer_hint(name, loss, decoder))
+
+
+def check_gradients_sampled(gradients_fn, params, x, loss, decoder, *, n_per_array=30, seed=0,
+                            tolerance=1e-5):
+    """Like :func:`check_gradients` on given (e.g. MNIST-sized) ``params`` and ``x``, at
+    ``n_per_array`` random entries of each parameter array. Returns the largest relative
+    error. Lesson 04."""
+    from ..backprop import relative_error
+
+    objective = _objective(loss, decoder)
+    mine = gradients_fn({k: v.copy() for k, v in params.items()}, x.copy(), loss, decoder, "sum")
+    worst = 0.0
+    sampled = sampled_finite_differences(lambda p: objective(p, x), params, n_per_array, seed)
+    for name in ("W_tilde", "b_tilde", "W", "b"):  # decoder first: its error explains the encoder's
+        idx, numerical = sampled[name]
+        check_gradient(np.asarray(mine[name]).reshape(-1)[idx], numerical, tolerance=tolerance,
+                       what=f"dE/d{_LAYER_NAMES[name]} for ({loss}, {decoder}) on MNIST ({idx.size} sampled entries)",
+                       sign_hint=SIGMOID_SIGN_HINT if decoder == "sigmoid" else "",
+                       hint=_layer_hint(name, loss, decoder))
+        worst = max(worst, relative_error(np.asarray(mine[name]).reshape(-1)[idx], numerical))
+    return worst
