@@ -1,0 +1,281 @@
+"""Grade a batch of submissions with nbgrader; one CSV row per (student, lesson).
+
+Steps: find the notebooks (:mod:`autograder.submissions`), restore graded cells a learner
+deleted (from the student version, which holds no solutions; nbgrader then puts the
+instructor's test code, hidden tests included, back into every test cell), place each notebook
+where ``nbgrader collect`` would (``submitted/<student>/<lesson>/<lesson>.ipynb``), run
+``nbgrader autograde`` and
+``generate_feedback`` per submission through :class:`nbgrader.apps.NbGraderAPI`, and read the
+scores back from the gradebook. A broken submission gets a row with a score and a reason; the
+batch always goes on.
+
+Why the placement is done here rather than by nbgrader: ``nbgrader collect`` reads a
+JupyterHub exchange, which this course (Binder, no hub) does not have; ``nbgrader zip_collect``
+takes one assignment at a time from ``downloaded/<assignment>/archive`` and maps file names with
+one regular expression, so it can neither sort a mixed batch of lessons, nor recognise a
+renamed download by its cells, nor report a broken file and carry on.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from tqdm.auto import tqdm
+
+from .course import Course
+from .submissions import Submission, find_submissions
+
+COLUMNS = ("student", "lesson", "score", "max_score", "status", "reason", "file")
+
+
+@dataclass
+class Row:
+    student: str
+    lesson: str
+    score: float
+    max_score: float | None
+    status: str  # "graded", "error" or "missing"
+    reason: str
+    file: str = ""
+
+    def as_dict(self) -> dict:
+        return {"student": self.student, "lesson": self.lesson, "score": f"{self.score:g}",
+                "max_score": "" if self.max_score is None else f"{self.max_score:g}",
+                "status": self.status, "reason": self.reason, "file": self.file}
+
+
+def _grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def restore_cells(nb, release_nb, source_nb=None) -> list[str]:
+    """Put back the graded cells (solution and test) a learner deleted; return notes.
+
+    Missing cells come from the student version (no solutions), each placed after the graded
+    cell that precedes it there. Edited test cells are only noted: nbgrader's OverwriteCells
+    replaces their source with the instructor's when it autogrades.
+    """
+    notes, restored, edited = [], [], []
+    instructor = {_grade_id(c): c.source for c in (source_nb.cells if source_nb else []) if _grade_id(c)}
+    present = {_grade_id(c): i for i, c in enumerate(nb.cells) if _grade_id(c)}
+    anchor = -1
+    for cell in release_nb.cells:
+        grade_id = _grade_id(cell)
+        if not grade_id:
+            continue
+        if grade_id in present:
+            anchor = present[grade_id]
+            mine = nb.cells[anchor]
+            if cell.metadata["nbgrader"].get("locked") and mine.source not in (cell.source,
+                                                                                instructor.get(grade_id)):
+                edited.append(grade_id)
+            continue
+        copy = nbformat.from_dict(dict(cell))
+        if copy.cell_type == "code":
+            copy.outputs, copy.execution_count = [], None
+        copy["id"] = f"restored-{grade_id}"[:64].replace("_", "-")
+        nb.cells.insert(anchor + 1, copy)
+        anchor += 1
+        present = {_grade_id(c): i for i, c in enumerate(nb.cells) if _grade_id(c)}
+        restored.append(grade_id)
+    if restored:
+        notes.append(f"restored deleted cell(s) {', '.join(restored)}")
+    if edited:
+        notes.append(f"edited test cell(s) {', '.join(edited)} replaced by the original")
+    return notes
+
+
+_TIMEOUT_NAMES = {"CellTimeoutError", "KeyboardInterrupt", "TimeoutError"}
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text or "").strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def failure_reasons(course: Course, student: str, lesson: str) -> list[str]:
+    """Why points were lost: each failing test cell with its error, and cells that timed out."""
+    path = course.autograded_notebook(student, lesson)
+    if not path.is_file():
+        return []
+    nb = nbformat.read(path, as_version=4)
+    with course.gradebook() as gb:
+        grades = {g.name: (float(g.score or 0), float(g.max_score or 0))
+                  for g in gb.find_submission_notebook(lesson, lesson, student).grades}
+    timeout = course.config().Execute.timeout
+    reasons = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        grade_id = _grade_id(cell) or f"cell {index}"
+        timed_out = any(o.get("ename") in _TIMEOUT_NAMES for o in errors)
+        if timed_out:
+            reasons.append(f"{grade_id}: timed out (each cell has {timeout} s)")
+            continue
+        score, max_score = grades.get(_grade_id(cell) or "", (0.0, 0.0))
+        if max_score and score < max_score:
+            error = errors[-1] if errors else None
+            why = (f"{error['ename']}: {_first_line(error.get('evalue', ''))}".rstrip(": ")
+                   if error else "no points")
+            reasons.append(f"{grade_id} ({score:g}/{max_score:g}): {why}")
+    return reasons
+
+
+def _crash_reason(result: dict) -> str:
+    text = (result.get("log") or "") + (result.get("error") or "")
+    if "DeadKernelError" in text or "Kernel died" in text:
+        return "the kernel died while running the notebook (a crash, os._exit, or out of memory)"
+    if "UnresponsiveKernelError" in text or "became unresponsive" in text:
+        return "the kernel stopped responding (an endless loop that ignores interrupts?)"
+    lines = [l for l in text.splitlines() if l.strip() and not l.startswith("[INFO]")]
+    return "nbgrader could not autograde it: " + (_first_line(lines[-1]) if lines else "unknown error")
+
+
+def _sa_warning():
+    from sqlalchemy.exc import SAWarning
+
+    return SAWarning
+
+
+def autograde_one(course: Course, sub: Submission, feedback: bool) -> Row:
+    """Place, autograde and (optionally) generate feedback for one submission."""
+    api = course.api()
+    lesson, student = sub.lesson, sub.student
+    release_nb = nbformat.read(course.release_notebook(lesson), as_version=4)
+    source_nb = nbformat.read(course.source_notebook(lesson), as_version=4)
+    notes = list(sub.notes) + restore_cells(sub.notebook, release_nb, source_nb)
+    target = course.submitted_notebook(student, lesson)
+    if target.parent.exists():
+        shutil.rmtree(target.parent)
+    target.parent.mkdir(parents=True)
+    nbformat.write(sub.notebook, target)
+    with course.gradebook() as gb:
+        gb.update_or_create_student(student)
+        max_score = gb.find_assignment(lesson).max_score
+        try:  # a fresh start: no grade of an earlier run may survive a failure now
+            gb.remove_submission(lesson, student)
+        except Exception:
+            pass
+    with warnings.catch_warnings():  # nbgrader's own SQLAlchemy session warnings: not ours
+        warnings.simplefilter("ignore", category=_sa_warning())
+        result = api.autograde(lesson, student, force=True, create=True)
+    if not result.get("success"):
+        return Row(student, lesson, 0.0, max_score, "error", "; ".join(notes + [_crash_reason(result)]),
+                   sub.path)
+    with course.gradebook() as gb:
+        submission = gb.find_submission(lesson, student)
+        score, max_score = float(submission.score), float(submission.max_score)
+    reasons = failure_reasons(course, student, lesson)
+    if feedback:
+        fb = api.generate_feedback(lesson, student, force=True)
+        if not fb.get("success"):
+            notes.append("feedback could not be generated")
+    if not reasons:
+        reasons = ["all tests passed"] if score == max_score else []
+    return Row(student, lesson, score, max_score, "graded", "; ".join(notes + reasons), sub.path)
+
+
+def grade(course: Course, source: Path | str, lessons=None, *, feedback: bool = True,
+          progress: bool = True) -> tuple[list[Row], list[tuple[str, str]]]:
+    """Grade every submission under ``source`` (a folder or a .zip).
+
+    Returns the CSV rows (sorted by student, lesson) and the skipped files ``(path, why)``.
+    """
+    all_lessons = course.lessons()
+    wanted = course.check_lessons(lessons)
+    grade_ids = {lesson: set(course.grade_ids(lesson)) for lesson in all_lessons}
+    found = find_submissions(source, all_lessons, grade_ids)
+    skipped = list(found.skipped)
+    todo, rows = [], []
+    for sub in found.submissions:
+        if sub.error:
+            with course.gradebook() as gb:
+                max_score = _max_score(gb, sub.lesson) if sub.lesson else None
+            rows.append(Row(sub.student, sub.lesson, 0.0, max_score, "error",
+                            "; ".join(sub.notes + [sub.error]), sub.path))
+        elif sub.lesson not in wanted:
+            skipped.append((sub.path, f"lesson {sub.lesson} not requested (--lesson)"))
+        else:
+            todo.append(sub)
+    for lesson in sorted({s.lesson for s in todo}):
+        course.ensure_released(lesson)
+    for sub in tqdm(todo, desc="autograding", unit="notebook", disable=not progress):
+        try:
+            rows.append(autograde_one(course, sub, feedback))
+        except Exception as error:  # never let one submission stop the batch
+            rows.append(Row(sub.student, sub.lesson, 0.0, None, "error",
+                            "; ".join(sub.notes + [f"grading failed: {type(error).__name__}: "
+                                                   f"{_first_line(str(error))}"]), sub.path))
+    # A student who handed in some lessons of this batch but not others gets "missing" rows.
+    batch_lessons = wanted if lessons else sorted({s.lesson for s in todo})
+    students = sorted({r.student for r in rows if r.student})
+    have = {(r.student, r.lesson) for r in rows}
+    with course.gradebook() as gb:
+        for student in students:
+            for lesson in batch_lessons:
+                if (student, lesson) not in have:
+                    max_score = _max_score(gb, lesson)
+                    rows.append(Row(student, lesson, 0.0, max_score, "missing", "no submission for this lesson"))
+    rows.sort(key=lambda r: (r.student, r.lesson, r.file))
+    return rows, skipped
+
+
+def _max_score(gb, lesson):
+    try:
+        return float(gb.find_assignment(lesson).max_score)
+    except Exception:
+        return None
+
+
+def export(course: Course, lessons=None) -> list[Row]:
+    """The grades now in the gradebook, one row per (student, lesson); no grading."""
+    wanted = course.check_lessons(lessons)
+    rows = []
+    with course.gradebook() as gb:
+        students = sorted(s.id for s in gb.students)
+        for lesson in wanted:
+            max_score = _max_score(gb, lesson)
+            if max_score is None:
+                continue
+            for student in students:
+                try:
+                    submission = gb.find_submission(lesson, student)
+                except Exception:
+                    rows.append(Row(student, lesson, 0.0, max_score, "missing", "no submission for this lesson"))
+                    continue
+                graded = course.autograded_notebook(student, lesson).is_file()
+                rows.append(Row(student, lesson, float(submission.score or 0), max_score,
+                                "graded" if graded else "error",
+                                "" if graded else "autograding failed (see the grade run's CSV)"))
+    return rows
+
+
+def write_csv(rows: list[Row], out: Path | str) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row.as_dict())
+    return out
+
+
+def generate_feedback(course: Course, lessons=None, *, progress: bool = True) -> list[Path]:
+    """HTML feedback for every autograded submission of ``lessons``; returns the files."""
+    api = course.api()
+    files = []
+    pairs = [(p.parent.parent.name, p.parent.name) for p in sorted((course.root / "autograded").glob("*/*/*.ipynb"))
+             if p.parent.name in course.check_lessons(lessons)]
+    for student, lesson in tqdm(pairs, desc="feedback", unit="notebook", disable=not progress):
+        if api.generate_feedback(lesson, student, force=True).get("success"):
+            files.append(course.feedback_html(student, lesson))
+    return files
