@@ -11,7 +11,7 @@ import pytest
 
 import idivkit
 import idivkit.losses
-from idivkit.grading import IntegrityError, assert_close, check_independent, expect
+from idivkit.grading import IntegrityError, assert_close, check_independent, expect, numeric_array
 
 
 def notebook(source: str, **extra) -> dict:
@@ -181,6 +181,27 @@ def test_dtype_messages():
                                                                     dtype=np.float32)
     assert "not numeric" in message("abc", SECRET)
     assert "is None" in message(None, SECRET)
+    assert message(np.array([True]), np.array([1])) == ("your result has boolean dtype bool but an integer "
+                                                        "result is expected")
+
+
+def test_numeric_array_says_what_is_expected_without_values():
+    np.testing.assert_array_equal(numeric_array([1.5, 2.0], "g"), np.array([1.5, 2.0]))
+    assert numeric_array([True], "g").dtype == bool
+    with pytest.raises(AssertionError) as info:
+        numeric_array({"W": 1}, "g", "a float array of shape (2,)")
+    assert str(info.value) == "g is not numeric (type dict, dtype object); a float array of shape (2,) is expected"
+    with pytest.raises(AssertionError, match=r"^g could not be read as a numpy array \(.*\)$"):
+        numeric_array([[1.0], [1.0, 2.0]], "g")
+
+
+def test_the_public_api_the_notebooks_import():
+    import idivkit.grading as grading
+
+    assert sorted(grading.__all__) == ["IntegrityError", "assert_close", "check_independent", "expect"]
+    # The scanner lives in a private module; it is one of "the checks", so a learner may use it.
+    ns = notebook("from idivkit._integrity import unwrap\ndef f(x): return unwrap(x)")
+    check_independent(ns["f"])
 
 
 def test_nan_inf_placement():

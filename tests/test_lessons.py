@@ -188,6 +188,26 @@ def test_check_expression_rejects_non_sympy_input_clearly(answer, type_name):
     assert message == f"i_divergence_limit must be a sympy expression, got {type_name}"
 
 
+@pytest.mark.parametrize("text", ["y*log(y/x", "x +* 2", "x = y", "x.y", "", "log(y/x) " * 20])
+def test_check_expression_says_a_string_could_not_be_parsed(text):
+    y, x, _ = lessons.beta_symbols()
+    reference = y * sp.log(y / x) - y + x
+    message = failure(lessons.check_expression, text, reference, what="i_divergence_limit")
+    assert message.startswith("i_divergence_limit: the string '")
+    assert "could not be parsed as a sympy expression" in message and "got str" not in message
+    if len(text) > 80:  # a long answer is shortened, not repeated in full
+        assert text not in message and "...'" in message
+    assert str(reference) not in message and "- y" not in message
+
+
+@pytest.mark.parametrize("text, parsed_as", [("x > y", "StrictGreaterThan"), ("x, y", "tuple"), ("[x]", "list")])
+def test_check_expression_says_what_a_string_parsed_to_when_it_is_no_expression(text, parsed_as):
+    y, x, _ = lessons.beta_symbols()
+    message = failure(lessons.check_expression, text, y * sp.log(y / x) - y + x, what="a")
+    assert message == (f"a: the string {text!r} could not be parsed as a sympy expression "
+                       f"(sympy reads it as a {parsed_as}, not one expression)")
+
+
 def test_with_symbols_replaces_by_name():
     y, x, beta = lessons.beta_symbols()
     plain = sp.Symbol("x") + sp.Symbol("y")
@@ -403,6 +423,20 @@ def test_check_gradient_rejects_none_shape_and_nan():
     assert "1 NaN or infinite entries" in failure(lessons.check_gradient, bad, expected, what="g")
 
 
+@pytest.mark.parametrize("answer, problem", [
+    ({"W": 1.0}, "g is not numeric (type dict, dtype object)"),
+    ("abc", "g is not numeric (type str, dtype <U3)"),
+    ([[1.0, 2.0], [3.0]], "g could not be read as a numpy array"),
+    (object(), "g is not numeric (type object, dtype object)"),
+])
+def test_check_gradient_rejects_non_numeric_answers_saying_what_is_expected(answer, problem):
+    expected = np.random.default_rng(6).normal(size=(2, 3))
+    message = failure(lessons.check_gradient, answer, expected, what="g")
+    assert message.startswith(problem)
+    assert message.endswith("; a float array of shape (2, 3) is expected")
+    assert_hides(message, expected)
+
+
 def test_check_gradient_inactive_diagnosis_only_when_the_wrong_entries_are_inactive():
     expected = np.array([1.0, 0.5, 0.0, 0.0, -0.8])
     inactive = np.array([False, False, True, True, False])
@@ -608,3 +642,32 @@ def test_check_gradients_sampled_on_mnist(mnist, loss, decoder):
     assert message.startswith(f"dE/db_tilde (decoder bias) for ({loss}, {decoder}) on MNIST (10 sampled entries)")
     assert "the sign is flipped" in message
     assert_hides(message, seen["expected"]["b_tilde"])
+
+
+def test_check_gradients_sampled_requires_the_four_keys_like_check_gradients():
+    params, x = lessons.make_network(D=20, J=5, N=4, seed=0, decoder="relu")
+    message = failure(lessons.check_gradients_sampled, lambda *a: {"W": 0, "b": 0}, params, x, "mse", "relu")
+    assert message == "gradients must return a dict with keys ['W', 'W_tilde', 'b', 'b_tilde'], got ['W', 'b']"
+    assert message == failure(lessons.check_gradients, lambda *a: {"W": 0, "b": 0}, "mse", "relu")
+    assert "got tuple" in failure(lessons.check_gradients_sampled, lambda *a: (1, 2), params, x, "mse", "relu")
+    # keys of mixed types are listed, not compared (sorted() alone would raise a TypeError)
+    mixed = failure(lessons.check_gradients_sampled, lambda *a: {0: 1, "W": 2}, params, x, "mse", "relu")
+    assert mixed.endswith("got [0, 'W']")
+
+
+def test_check_gradients_sampled_rejects_a_wrong_shape_or_a_non_array_per_layer():
+    params, x = lessons.make_network(D=20, J=5, N=4, seed=0, decoder="sigmoid")
+    assert lessons.check_gradients_sampled(gradients_by_hand, params, x, "i2", "sigmoid", n_per_array=10) <= 1e-5
+
+    def transposed_decoder_weights(*args):
+        return {**gradients_by_hand(*args), "W_tilde": gradients_by_hand(*args)["W_tilde"].T}
+
+    message = failure(lessons.check_gradients_sampled, transposed_decoder_weights, params, x, "i2", "sigmoid")
+    assert message == ("dE/dW_tilde (decoder weights, eq 51) for (i2, sigmoid) on MNIST has shape (5, 20) "
+                       "but shape (20, 5) is expected")
+    message = failure(lessons.check_gradients_sampled, lambda *args: {**gradients_by_hand(*args), "b": None},
+                      params, x, "i2", "sigmoid")
+    assert message == "dE/db (encoder bias) for (i2, sigmoid) on MNIST is None: did you forget to `return` it?"
+    message = failure(lessons.check_gradients_sampled, lambda *args: {**gradients_by_hand(*args), "b": {}},
+                      params, x, "i2", "sigmoid")
+    assert message.endswith("is not numeric (type dict, dtype object); a float array of shape (5,) is expected")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import losses
+from ..grading import numeric_array
 
 
 def activation(decoder):
@@ -53,12 +54,8 @@ def check_gradient(actual, expected, *, what: str, versus: str = "the finite-dif
     """
     from ..backprop import relative_error
 
-    if actual is None:
-        raise AssertionError(f"{what} is None: did you forget to `return` it?")
-    a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
-    if a.shape != e.shape:
-        raise AssertionError(f"{what} has shape {a.shape} but shape {e.shape} is expected")
+    a = _as_gradient(actual, what, e.shape)
     if not np.all(np.isfinite(a)):
         raise AssertionError(f"{what} has {int(np.sum(~np.isfinite(a)))} NaN or infinite entries")
     error = relative_error(a, e)
@@ -67,6 +64,17 @@ def check_gradient(actual, expected, *, what: str, versus: str = "the finite-dif
     message = f"{what}: max relative error {error:.1e} vs {versus} (tolerance {tolerance:.0e})"
     diagnosis = _diagnose(a, e, tolerance, sign_hint, inactive)
     raise AssertionError(message + (diagnosis or (f"; {hint}" if hint else "")))
+
+
+def _as_gradient(actual, what: str, shape: tuple) -> np.ndarray:
+    """``actual`` as a float64 array of ``shape``, else an AssertionError saying what is
+    wrong (None, not numeric, shape) and what is expected -- never expected values."""
+    if actual is None:
+        raise AssertionError(f"{what} is None: did you forget to `return` it?")
+    a = numeric_array(actual, what, f"a float array of shape {shape}").astype(np.float64)
+    if a.shape != shape:
+        raise AssertionError(f"{what} has shape {a.shape} but shape {shape} is expected")
+    return a
 
 
 def _diagnose(a, e, tolerance, sign_hint, inactive) -> str:
@@ -149,6 +157,15 @@ _LAYER_NAMES = {"W": "W (encoder weights, eq 50)", "b": "b (encoder bias)",
                 "W_tilde": "W_tilde (decoder weights, eq 51)", "b_tilde": "b_tilde (decoder bias)"}
 
 
+def _gradient_dict(mine) -> dict:
+    """``mine`` if it is a dict with exactly the four layer keys, else an AssertionError
+    listing the keys expected and the keys (or the type) given."""
+    if not isinstance(mine, dict) or set(mine) != set(_LAYER_NAMES):
+        got = sorted(mine, key=str) if isinstance(mine, dict) else type(mine).__name__
+        raise AssertionError(f"gradients must return a dict with keys {sorted(_LAYER_NAMES)}, got {got}")
+    return mine
+
+
 def _objective(loss, decoder, reduction="sum"):
     """``E(params, x)`` of the reference network, for finite differences."""
     from ..backprop import forward, loss_value
@@ -204,10 +221,8 @@ def check_gradients(gradients_fn, loss, decoder, reduction="sum", *, N=4, D=20, 
 
     params, x = make_network(D, J, N, seed, decoder)
     objective = _objective(loss, decoder, reduction)
-    mine = gradients_fn({k: v.copy() for k, v in params.items()}, x.copy(), loss, decoder, reduction)
-    if not isinstance(mine, dict) or set(mine) != set(_LAYER_NAMES):
-        got = sorted(mine) if isinstance(mine, dict) else type(mine).__name__
-        raise AssertionError(f"gradients must return a dict with keys {sorted(_LAYER_NAMES)}, got {got}")
+    mine = _gradient_dict(gradients_fn({k: v.copy() for k, v in params.items()}, x.copy(), loss, decoder,
+                                       reduction))
     for name in ("W_tilde", "b_tilde", "W", "b"):
         numerical = numerical_gradient(lambda _: objective(params, x), params[name])
         check_gradient(mine[name], numerical, tolerance=tolerance,
@@ -224,14 +239,15 @@ def check_gradients_sampled(gradients_fn, params, x, loss, decoder, *, n_per_arr
     from ..backprop import relative_error
 
     objective = _objective(loss, decoder)
-    mine = gradients_fn({k: v.copy() for k, v in params.items()}, x.copy(), loss, decoder, "sum")
+    mine = _gradient_dict(gradients_fn({k: v.copy() for k, v in params.items()}, x.copy(), loss, decoder, "sum"))
     worst = 0.0
     sampled = sampled_finite_differences(lambda p: objective(p, x), params, n_per_array, seed)
     for name in ("W_tilde", "b_tilde", "W", "b"):  # decoder first: its error explains the encoder's
         idx, numerical = sampled[name]
-        check_gradient(np.asarray(mine[name]).reshape(-1)[idx], numerical, tolerance=tolerance,
-                       what=f"dE/d{_LAYER_NAMES[name]} for ({loss}, {decoder}) on MNIST ({idx.size} sampled entries)",
+        what = f"dE/d{_LAYER_NAMES[name]} for ({loss}, {decoder}) on MNIST"
+        at_samples = _as_gradient(mine[name], what, params[name].shape).reshape(-1)[idx]
+        check_gradient(at_samples, numerical, tolerance=tolerance, what=f"{what} ({idx.size} sampled entries)",
                        sign_hint=SIGMOID_SIGN_HINT if decoder == "sigmoid" else "",
                        hint=_layer_hint(name, loss, decoder))
-        worst = max(worst, relative_error(np.asarray(mine[name]).reshape(-1)[idx], numerical))
+        worst = max(worst, relative_error(at_samples, numerical))
     return worst

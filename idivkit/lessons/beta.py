@@ -42,21 +42,41 @@ def with_symbols(expr, symbols):
     return expr.xreplace({s: lookup[str(s)] for s in expr.free_symbols})
 
 
+def _parse(text: str, what: str):
+    """A learner's answer given as a string, parsed by sympy into one expression; else an
+    AssertionError saying that it could not be parsed (and quoting the learner's own text)."""
+    import sympy
+
+    shown = repr(text if len(text) <= 80 else text[:77] + "...")
+    try:
+        parsed = sympy.sympify(text)
+    except Exception:  # SympifyError, TokenError, AttributeError...: arbitrary text can raise anything
+        raise AssertionError(f"{what}: the string {shown} could not be parsed as a sympy expression; "
+                             "check brackets and operators (* for products, ** for powers)") from None
+    if not isinstance(parsed, sympy.Expr):
+        raise AssertionError(f"{what}: the string {shown} could not be parsed as a sympy expression "
+                             f"(sympy reads it as a {type(parsed).__name__}, not one expression)")
+    return parsed
+
+
 def check_expression(answer, reference, *, what: str, symbols=None) -> None:
     """Raise an AssertionError unless ``answer`` equals ``reference`` as a function (sympy:
     ``simplify(answer - reference) == 0``, else ``equals``), never comparing strings.
 
     The message says how the answer differs without showing the reference: a constant
-    offset, a term free of the model output ``x``, or a different function. Lesson 02.
+    offset, a term free of the model output ``x``, or a different function. A string answer
+    is parsed with ``sympy.sympify`` first. Lesson 02.
     """
     import sympy
 
     symbols = symbols or beta_symbols()
     given = type(answer).__name__
-    if not isinstance(answer, sympy.Basic):
+    if isinstance(answer, str):
+        answer = _parse(answer, what)
+    elif not isinstance(answer, sympy.Basic):
         try:
             answer = sympy.sympify(answer)
-        except (sympy.SympifyError, TypeError):
+        except Exception:  # SympifyError, TypeError, or whatever str() of an odd object raises
             raise AssertionError(f"{what} must be a sympy expression, got {given}") from None
     # sympify passes None through and turns lists/arrays into containers: not one expression.
     if not isinstance(answer, sympy.Expr) or answer.is_Matrix:
