@@ -1,0 +1,177 @@
+"""Training speed: the original experiment's plain ``model.fit`` vs idivkit's trainer and grid.
+
+Run from the repository root, e.g.::
+
+    python benchmarks/bench_training.py --backend tensorflow --epochs 3
+    python benchmarks/bench_training.py --backend jax --epochs 3
+
+Three contenders, the same machine, the same run, MNIST (60,000 training images, the 10,000
+test images as validation data, batch 256):
+
+* peer  -- the thesis's code in plain Keras 3: ``Input(784) -> Dense(32, relu) -> Dense(784,
+  sigmoid)``, ``compile(Adam(), "mse")``, ``fit(batch_size=256, shuffle=True,
+  validation_data=(x_test, x_test))``;
+* train -- :func:`idivkit.trainer.train` of the same configuration (sigmoid/mse/adam);
+* grid  -- :func:`idivkit.trainer.train_grid` of the thesis's 30 configurations.
+
+Each runs one warm-up epoch (compilation) plus ``--epochs`` timed epochs; it prints seconds per
+epoch and the ratios peer/train (target >= 2 on 2 CPU cores) and 30 x peer / grid (target >= 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up epoch")
+    parser.add_argument("--n-train", type=int, default=60000, help="training images (first N)")
+    parser.add_argument("--only", choices=("peer", "train", "grid"), action="append",
+                        help="run only these contenders (repeatable); default all three")
+    parser.add_argument("--peer-backend", choices=("tensorflow", "jax"), default=None,
+                        help="run the peer on this backend instead (in a subprocess, same machine, "
+                             "same run): e.g. the original's TensorFlow vs idivkit on JAX")
+    parser.add_argument("--mnist", default=None,
+                        help="path of mnist.npz (default: $IDIVKIT_MNIST, else ../shared/data/mnist.npz "
+                             "next to the repository if it exists, else idivkit's usual lookup)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ["KERAS_BACKEND"] = args.backend  # must precede the first keras import
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+
+    from idivkit.data import load_mnist
+    from idivkit.trainer import THESIS_GRID, train, train_grid
+
+    (x_train, _), (x_test, _) = load_mnist(_mnist_path(args.mnist))
+    x_train = x_train[: args.n_train]
+    only = set(args.only or ("peer", "train", "grid"))
+    backend_version = _backend_version(args.backend)
+    print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPUs "
+          f"(affinity {len(os.sched_getaffinity(0))}), load average {os.getloadavg()[0]:.2f}")
+    print(f"python {sys.version.split()[0]}, keras {keras.__version__}, backend {args.backend} "
+          f"{backend_version}, numpy {np.__version__}, devices {_devices(args.backend)}")
+    print(f"data: {len(x_train)} training images, {len(x_test)} validation images, batch 256, "
+          f"1 warm-up + {args.epochs} timed epochs")
+    total = 1 + args.epochs
+    timings = {}
+
+    if "peer" in only and args.peer_backend and args.peer_backend != args.backend:
+        timings["peer"] = _peer_in_subprocess(args)
+    elif "peer" in only:
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input(shape=(784,))
+        code = keras.layers.Dense(32, activation="relu")(inputs)
+        outputs = keras.layers.Dense(784, activation="sigmoid")(code)
+        model = keras.Model(inputs, outputs)
+        model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+        clock = _EpochClock()
+        model.fit(x_train, x_train, epochs=total, batch_size=256, shuffle=True,
+                  validation_data=(x_test, x_test), verbose=0, callbacks=[clock])
+        timings["peer"] = clock.seconds[1:]
+        _report(f"peer (plain model.fit, sigmoid/mse/adam, {args.backend})", clock.seconds)
+        print("PEER_SECONDS", " ".join(repr(s) for s in clock.seconds))
+
+    if "train" in only:
+        result = train(x_train, x_test, loss="mse", decoder="sigmoid", optimizer="adam",
+                       epochs=total, seed=0, progress=False)
+        timings["train"] = result.seconds_per_epoch[1:]
+        _report("idivkit train (sigmoid/mse/adam)", result.seconds_per_epoch)
+
+    if "grid" in only:
+        results = train_grid(THESIS_GRID, x_train, x_test, epochs=total, seed=0, progress=False)
+        per_epoch = [sum(r.seconds_per_epoch[e] for r in results) for e in range(total)]
+        timings["grid"] = per_epoch[1:]
+        _report(f"idivkit train_grid ({len(results)} configurations)", per_epoch)
+
+    mean = {k: sum(v) / len(v) for k, v in timings.items()}
+    if "peer" in mean and "train" in mean:
+        print(f"ratio peer / train           = {mean['peer'] / mean['train']:.2f}x (target >= 2)")
+    if "peer" in mean and "grid" in mean:
+        n = len(THESIS_GRID)
+        print(f"ratio {n} x peer / grid       = {n * mean['peer'] / mean['grid']:.2f}x (target >= 5)")
+        print(f"grid seconds per model-epoch = {mean['grid'] / n:.3f}")
+    return 0
+
+
+class _EpochClock:
+    """A Keras callback that records the wall time of each epoch (validation included)."""
+
+    def __new__(cls):
+        import keras
+
+        class Clock(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.seconds = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._t0)
+
+        return Clock()
+
+
+def _peer_in_subprocess(args):
+    import subprocess
+
+    command = [sys.executable, __file__, "--backend", args.peer_backend, "--only", "peer",
+               "--epochs", str(args.epochs), "--n-train", str(args.n_train)]
+    if args.mnist:
+        command += ["--mnist", args.mnist]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or not any(l.startswith("PEER_SECONDS") for l in lines):
+        raise SystemExit(f"peer subprocess failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
+    print("\n".join("  [peer subprocess] " + l for l in lines if not l.startswith("PEER_SECONDS")))
+    seconds = [float(v) for v in next(l for l in lines if l.startswith("PEER_SECONDS")).split()[1:]]
+    return seconds[1:]
+
+
+def _mnist_path(path):
+    if path or os.environ.get("IDIVKIT_MNIST"):
+        return path
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+    return shared if shared.exists() else None
+
+
+def _report(name, seconds):
+    timed = seconds[1:]
+    print(f"{name}: warm-up epoch {seconds[0]:.2f} s; timed epochs "
+          f"{', '.join(f'{s:.2f}' for s in timed)} s; mean {sum(timed) / len(timed):.3f} s/epoch")
+
+
+def _backend_version(backend):
+    if backend == "jax":
+        import jax
+
+        return jax.__version__
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+def _devices(backend):
+    if backend == "jax":
+        import jax
+
+        return ",".join(sorted({d.platform for d in jax.devices()}))
+    import tensorflow as tf
+
+    return ",".join(sorted({d.device_type for d in tf.config.list_physical_devices()}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
