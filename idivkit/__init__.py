@@ -27,7 +27,8 @@ from .losses import (
 __version__ = "0.1.0"
 
 _LAZY_SUBMODULES = {
-    "backprop", "ssim", "data", "keras", "trainer", "grid", "reproduce", "plots", "cli", "grading", "lessons",
+    "backprop", "cli", "data", "grading", "grid", "keras", "lessons",
+    "plots", "reproduce", "ssim", "thesis", "trainer",
 }
 
 __all__ = [

@@ -10,7 +10,7 @@ Argument order is Keras's ``loss(y_true, y_pred)``: data first, model output sec
 default (``0 log 0 = 0``, ``+inf`` where the divergence is infinite, and gradients that are
 never NaN), or ``clip=True`` to clip both arguments to ``[epsilon, 1]`` as the original code did.
 
-Used in lesson 05 (training the autoencoder with Keras) and by :mod:`idivkit.trainer`.
+Used by :mod:`idivkit.trainer` and `idivkit reproduce`.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def build_autoencoder(code_dim: int = 32, decoder: str = "relu", input_dim: int 
     """The thesis's autoencoder ``Input(784) -> Dense(code_dim, relu) -> Dense(784, decoder)``.
 
     Kernels glorot-uniform from ``seed`` (:func:`initial_weights`), biases zero. ``decoder``
-    is ``"relu"`` or ``"sigmoid"`` (the standard ``1/(1+exp(-u))``). Used in lesson 05.
+    is ``"relu"`` or ``"sigmoid"`` (the standard ``1/(1+exp(-u))``). Used in lesson 01.
     """
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
