@@ -2,10 +2,9 @@
 
 Why: one configuration is a 784-32-784 network, far too small to keep a CPU (or a GPU) busy;
 plain ``model.fit`` spends its time on per-step overhead, not arithmetic. So the grid trains,
-for each optimizer, ONE Keras model whose weights are the stacked weights of all the grid's
-configurations with that optimizer (``W_enc`` of shape ``(k, 784, 32)``, ...): the encoders of
-all branches are one matrix product, the decoders one batched product, and the step is one
-XLA program run a whole epoch per call (``jit_compile=True``, ``steps_per_execution`` = steps
+for each optimizer, ONE Keras model with an independent branch (its own four variables) for
+each of the grid's configurations with that optimizer: the encoder kernels of all branches are
+concatenated into one matrix product, and the step is one XLA program run a whole epoch per call (``jit_compile=True``, ``steps_per_execution`` = steps
 per epoch). The thesis's grid (2 decoders x 3 losses x 5 optimizers = 30) is 5 such models.
 
 Why it is exact: the model's loss is the SUM over branches of each branch's own batch-mean
