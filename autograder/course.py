@@ -11,11 +11,25 @@ import logging
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import nbformat
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _put_scripts_on_path() -> None:
+    """nbgrader runs helper programs by name (``alembic`` when it opens a gradebook): make
+    this interpreter's scripts folder findable when its virtual environment is not activated
+    (``.venv/bin/idivkit-grade ...``, or CI calling ``.venv/bin/python -m pytest``)."""
+    scripts = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if scripts not in path.split(os.pathsep):
+        os.environ["PATH"] = scripts + (os.pathsep + path if path else "")
+
+
+_put_scripts_on_path()
 
 
 def default_course() -> Path:
