@@ -52,14 +52,21 @@ def numerical_gradient(fn, array, eps=1e-6) -> np.ndarray:
     grad = np.empty_like(array)
     flat, grad_flat = array.reshape(-1), grad.reshape(-1)  # views: writes reach `array`
     for i in range(flat.size):
-        original = flat[i]
-        flat[i] = original + eps
-        f_plus = float(fn(array))
-        flat[i] = original - eps
-        f_minus = float(fn(array))
-        flat[i] = original
-        grad_flat[i] = (f_plus - f_minus) / (2.0 * eps)
+        grad_flat[i] = central_difference(fn, array, flat, i, eps)
     return grad
+
+
+def central_difference(fn, argument, flat, i: int, eps: float) -> float:
+    """``(fn(argument) at flat[i] + eps  -  fn(argument) at flat[i] - eps) / (2 eps)``, where
+    ``flat`` is a flat view into ``argument`` (or into an array it holds); ``flat[i]`` is
+    restored afterwards."""
+    original = flat[i]
+    flat[i] = original + eps
+    f_plus = float(fn(argument))
+    flat[i] = original - eps
+    f_minus = float(fn(argument))
+    flat[i] = original
+    return (f_plus - f_minus) / (2.0 * eps)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ def sampled_finite_differences(fn, params: dict, n_per_array: int = 40, seed: in
     """Central differences of the scalar ``fn(params)`` at ``n_per_array`` random entries of
     each parameter array (a full check of a 784-32-784 network would take minutes).
     Returns ``{name: (flat_indices, values)}``. ``params`` is restored. Lesson 04."""
+    from ..backprop.gradcheck import central_difference
+
     rng = np.random.default_rng(seed)
     out = {}
     for name, array in params.items():
@@ -125,13 +127,7 @@ def sampled_finite_differences(fn, params: dict, n_per_array: int = 40, seed: in
         idx = rng.choice(flat.size, size=min(n_per_array, flat.size), replace=False)
         values = np.empty(idx.size)
         for k, i in enumerate(idx):
-            original = flat[i]
-            flat[i] = original + eps
-            f_plus = float(fn(params))
-            flat[i] = original - eps
-            f_minus = float(fn(params))
-            flat[i] = original
-            values[k] = (f_plus - f_minus) / (2 * eps)
+            values[k] = central_difference(fn, params, flat, i, eps)
         out[name] = (idx, values)
     return out
 
