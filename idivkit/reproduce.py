@@ -248,8 +248,11 @@ def _train(plan: Plan, todo: dict[int, list], x_train, x_test, y_test) -> None:
     from . import ssim, trainer
 
     versions = _versions()
+    # smoothing=0: the time left is the average rate over the whole run times what is left.
+    # Results arrive 30 at a time (a seed's grid), so tqdm's default moving average of the
+    # latest rate would swing between hours and seconds.
     bar = tqdm(total=sum(map(len, todo.values())), desc="reproduce (seed grids)", unit="run",
-               position=0, dynamic_ncols=True)
+               position=0, dynamic_ncols=True, smoothing=0)
     for seed, configs in todo.items():
         bar.set_postfix_str(f"seed {seed}: {len(configs)} configurations")
         grid = [trainer.GridConfig(*c) for c in configs]
