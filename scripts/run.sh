@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if [ "$#" -eq 0 ]; then set -- --quick; fi
-exec .venv/bin/idivkit reproduce --out runs/reproduce "$@"
+exec .venv/bin/idivkit reproduce "$@"
