@@ -6,8 +6,10 @@ No Keras import at module level: results can be saved, loaded and inspected with
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,21 @@ __all__ = ["GridConfig", "TrainResult", "validate_data"]
 
 #: Optimizer names of :func:`idivkit.trainer.make_optimizer`.
 OPTIMIZER_NAMES = ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam")
+
+
+@contextlib.contextmanager
+def expected_retracing_is_quiet():
+    """The grid builds a model per optimizer group and each result predicts with its own model,
+    so TensorFlow traces one function per model and then warns about "excessive retracing":
+    expected here, noise to the user. Only the ``tensorflow`` logger is touched (nothing
+    happens on other backends), and only inside the block."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -121,7 +138,9 @@ class TrainResult:
         x = as_float_array(x, "x")
         if x.ndim != 2:
             raise ValueError(f"x must have shape (N, 784), got {x.shape}")
-        out = self.get_model().predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
+        model = self.get_model()
+        with expected_retracing_is_quiet():
+            out = model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
         return np.asarray(out, dtype=np.float32)
 
     def to_dict(self) -> dict:

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ._results import GridConfig, TrainResult, validate_data
+from ._results import GridConfig, TrainResult, expected_retracing_is_quiet, validate_data
 from .keras import get_loss
 from .trainer import (
     _advance, _check_schedule, _EpochData, _progress, initial_weights, make_optimizer,
@@ -206,10 +206,12 @@ def train_grid(configs, x_train, x_val=None, *, epochs: int = 50, batch_size: in
         for opt, members in groups.items():
             t0 = time.perf_counter()
             model = models[opt]
-            logs = model.fit(x_epoch, batch_size=batch_size, epochs=1, shuffle=False, verbose=0).history
-            val = None
-            if x_val is not None:
-                val = model.evaluate(x_val, batch_size=batch_size, verbose=0, return_dict=True)
+            with expected_retracing_is_quiet():
+                logs = model.fit(x_epoch, batch_size=batch_size, epochs=1, shuffle=False,
+                                 verbose=0).history
+                val = None
+                if x_val is not None:
+                    val = model.evaluate(x_val, batch_size=batch_size, verbose=0, return_dict=True)
             for k, i in enumerate(members):
                 histories[i]["loss"].append(float(logs[f"branch_{k}"][-1]))
                 if val is not None:
