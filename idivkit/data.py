@@ -5,8 +5,11 @@ Where :func:`load_mnist` looks, in this order:
 1. the ``path`` argument;
 2. the environment variable ``IDIVKIT_MNIST`` (the tests and CI point it at a local copy);
 3. the Keras cache, ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras/datasets``);
-4. a download with ``keras.utils.get_file`` into that cache, checked against the published
-   SHA-256 of the Keras file (needs Keras and a network).
+4. a download into that cache (standard library only: Keras and TensorFlow are never
+   imported for it), checked against the published SHA-256 of the Keras file; a file whose
+   hash differs is discarded, never kept.
+
+``python -m idivkit.data`` fetches it ahead of time (Binder's image build runs it).
 
 The file is the Keras ``mnist.npz`` layout: ``x_train`` (60000, 28, 28) uint8, ``y_train``
 (60000,), ``x_test`` (10000, 28, 28) uint8, ``y_test`` (10000,). MNIST is by Y. LeCun,
@@ -17,9 +20,13 @@ Used by ``idivkit reproduce``.
 
 from __future__ import annotations
 
+import argparse
 import functools
+import hashlib
 import os
-import socket
+import sys
+import tempfile
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -41,7 +48,7 @@ __all__ = [
 MNIST_ENV_VAR = "IDIVKIT_MNIST"
 MNIST_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
-#: Seconds a silent network may stall the download before it fails (keras does not retry).
+#: Seconds a silent network may stall the download before it fails (no retry).
 DOWNLOAD_TIMEOUT_S = 30.0
 _SPLITS = ("train", "test")
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -97,19 +104,31 @@ def locate_mnist(path=None, *, download: bool = True) -> Path:
     )
 
 
-def _download(keras_home: Path) -> str:
-    """Fetch the Keras file into ``keras_home/datasets`` (one attempt, bounded by a timeout)."""
+def _download(keras_home: Path, origin: str = MNIST_ORIGIN, sha256: str = MNIST_SHA256) -> str:
+    """Fetch ``origin`` into ``keras_home/datasets/mnist.npz`` (one attempt, with a timeout).
+
+    Streams into a temporary file beside the target, checks its SHA-256 and only then renames it
+    into place: an interrupted or corrupted download never leaves a file that looks like MNIST.
+    """
+    target = Path(keras_home) / "datasets" / "mnist.npz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    handle, partial = tempfile.mkstemp(prefix=".mnist-", suffix=".part", dir=target.parent)
     try:
-        import keras  # only here: importing Keras is slow and optional
-    except ImportError as exc:
-        raise RuntimeError("Keras is not installed, so MNIST cannot be downloaded") from exc
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # urlretrieve has no timeout of its own
-    try:
-        return keras.utils.get_file("mnist.npz", origin=MNIST_ORIGIN, file_hash=MNIST_SHA256,
-                                    cache_dir=str(keras_home), cache_subdir="datasets")
-    finally:
-        socket.setdefaulttimeout(previous)
+        with os.fdopen(handle, "wb") as out, \
+                urllib.request.urlopen(origin, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise ValueError(f"{origin}: SHA-256 {digest.hexdigest()} is not the published "
+                             f"{sha256}; the file was discarded")
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    return str(target)
 
 
 def _check_arrays(arrays: dict, source: str) -> None:
@@ -254,3 +273,32 @@ def first_of_each_digit(y, limit: int = 1000) -> np.ndarray:
     if missing:
         raise ValueError(f"digit(s) {missing} do not occur among the first {limit} labels")
     return np.array([found[d][0] for d in range(10)], dtype=np.int64)
+
+
+def main(argv=None) -> int:
+    """``python -m idivkit.data``: make sure MNIST is on this machine; print where it is."""
+    parser = argparse.ArgumentParser(
+        prog="python -m idivkit.data",
+        description="Find MNIST (path, $IDIVKIT_MNIST, the Keras cache) or download it into the "
+                    "Keras cache, hash-checked, without importing Keras.")
+    parser.add_argument("--origin", default=MNIST_ORIGIN,
+                        help="where to download from (a mirror of the Keras mnist.npz; the "
+                             "published SHA-256 is checked whatever the origin)")
+    args = parser.parse_args(argv)
+    try:
+        if args.origin == MNIST_ORIGIN:
+            path = locate_mnist()
+        else:
+            try:
+                path = locate_mnist(download=False)
+            except MnistNotFoundError:
+                path = Path(_download(_keras_cache_file().parent.parent, args.origin)).resolve()
+    except (MnistNotFoundError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import http.server
+import json
 import socket
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -10,6 +18,7 @@ import pytest
 from idivkit.data import (
     MNIST_ENV_VAR,
     MNIST_ORIGIN,
+    MNIST_SHA256,
     MnistNotFoundError,
     balanced_indices,
     balanced_subset,
@@ -154,6 +163,93 @@ def test_offline_without_a_copy_says_where_it_looked(tmp_path, monkeypatch):
     assert MNIST_ORIGIN in message and "download failed" in message
     assert "load_mnist(path=" in message and f"export {MNIST_ENV_VAR}=" in message
     assert not (tmp_path / "keras" / "datasets" / "mnist.npz").exists()  # no partial file
+
+
+# --- the download (served from this machine: no network needed) ------------------------------
+
+@contextlib.contextmanager
+def serving(folder):
+    """An HTTP server on 127.0.0.1 for the files of ``folder``; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _clean_env(home):
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in (MNIST_ENV_VAR, "KERAS_HOME", "TF_CPP_MIN_LOG_LEVEL")}
+    env["HOME"] = str(home)
+    return env
+
+
+DOWNLOAD_SCRIPT = """
+import json, sys
+from pathlib import Path
+from idivkit import data
+path = data._download(Path(sys.argv[1]), origin=sys.argv[2], sha256=sys.argv[3])
+(x_train, _), (x_test, _) = data.load_mnist(path)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("keras", "tensorflow", "jax"))
+print(json.dumps({"path": path, "shapes": [x_train.shape, x_test.shape], "heavy": heavy}))
+"""
+
+
+def test_download_is_hash_checked_and_never_imports_keras(tmp_path, mnist_path):
+    """The real file over HTTP: it lands in the Keras cache, loads, and Keras stays unimported."""
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "mnist.npz").write_bytes(mnist_path.read_bytes())
+    sha256 = hashlib.sha256(mnist_path.read_bytes()).hexdigest()
+    with serving(served) as url:
+        result = subprocess.run(
+            [sys.executable, "-c", DOWNLOAD_SCRIPT, str(tmp_path / "kh"), f"{url}/mnist.npz", sha256],
+            env=_clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["path"] == str(tmp_path / "kh" / "datasets" / "mnist.npz")
+    assert report["shapes"] == [[60000, 784], [10000, 784]]
+    assert report["heavy"] == [], f"downloading MNIST imported {report['heavy']}"
+    assert result.stderr == "", result.stderr
+    assert hashlib.sha256((tmp_path / "kh" / "datasets" / "mnist.npz").read_bytes()).hexdigest() == sha256
+    assert sorted(p.name for p in (tmp_path / "kh" / "datasets").iterdir()) == ["mnist.npz"]
+
+
+def test_python_m_idivkit_data_rejects_a_file_with_another_hash(tmp_path, mnist_path):
+    """A mirror serving other bytes (here a re-packed MNIST) is refused and nothing is kept."""
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "mnist.npz").write_bytes(mnist_path.read_bytes())
+    assert hashlib.sha256(mnist_path.read_bytes()).hexdigest() != MNIST_SHA256
+    with serving(served) as url:
+        result = subprocess.run(
+            [sys.executable, "-m", "idivkit.data", "--origin", f"{url}/mnist.npz"],
+            env=_clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+        )
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert f"is not the published {MNIST_SHA256}" in result.stderr, result.stderr
+    assert "discarded" in result.stderr and result.stdout == ""
+    datasets = tmp_path / ".keras" / "datasets"
+    assert not datasets.exists() or list(datasets.iterdir()) == [], list(datasets.iterdir())
+
+
+def test_python_m_idivkit_data_prints_the_copy_it_finds(tmp_path, mnist_path):
+    """Binder's postBuild runs it: with a copy in the Keras cache it downloads nothing."""
+    cache = tmp_path / ".keras" / "datasets"
+    cache.mkdir(parents=True)
+    (cache / "mnist.npz").symlink_to(mnist_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "idivkit.data"], env=_clean_env(tmp_path),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(mnist_path.resolve()) and result.stderr == ""
 
 
 # --- bad files -------------------------------------------------------------------------------
