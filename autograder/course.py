@@ -55,11 +55,15 @@ class Course:
         The course folder (holds ``nbgrader_config.py`` and ``source/``); default ``course/``.
     timeout : int, optional
         Seconds each cell may run when autograding (default: the config's 120).
+    sandbox : bool
+        Run learners' code in bubblewrap (default). ``False`` runs it without isolation, for
+        an instructor who says so explicitly (``idivkit-grade grade --no-sandbox``).
     """
 
-    def __init__(self, root: Path | str | None = None, *, timeout: int | None = None):
+    def __init__(self, root: Path | str | None = None, *, timeout: int | None = None, sandbox: bool = True):
         self.root = Path(root or default_course()).resolve()
         self.timeout = timeout
+        self.sandbox = bool(sandbox)
         if not (self.root / "nbgrader_config.py").is_file():
             raise CourseError(f"{self.root} is not a course folder: nbgrader_config.py is missing")
         if timeout is not None and int(timeout) < 1:
@@ -117,8 +121,11 @@ class Course:
         config.CourseDirectory.root = str(self.root)
         config.CourseDirectory.db_url = "sqlite:///" + str(self.root / "gradebook.db")
         config.Exchange.root = str(self.root / "exchange")
+        config.SandboxedExecute.source_root = str(self.root / "source")
+        config.SandboxedExecute.sandbox = self.sandbox
         if self.timeout is not None:
             config.Execute.timeout = int(self.timeout)
+            config.SandboxedExecute.timeout = int(self.timeout)
         return config
 
     def api(self):

@@ -30,8 +30,31 @@ c.Exchange.root = os.path.join(HERE, "exchange")
 # Generated student versions carry no outputs.
 c.ClearOutput.enabled = True
 
-# Autograding: each cell has 120 s; a cell that runs longer is interrupted, gets a
-# CellTimeoutError and scores zero, and the rest of the notebook still runs.
+# Autograding runs learner cells in a bubblewrap sandbox and the test cells in the grader
+# (autograder/execute.py): nbgrader's own Execute step is replaced, the rest is nbgrader's.
+c.Autograde.autograde_preprocessors = [
+    "autograder.execute.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.SandboxedExecute.source_root = os.path.join(HERE, "source")
+# Each cell has 120 s; a cell that runs longer is stopped, gets a CellTimeoutError and scores
+# zero, and the rest of the notebook still runs (in a fresh sandbox, earlier cells replayed).
+# The whole notebook has 30 minutes.
+c.SandboxedExecute.timeout = 120
+c.SandboxedExecute.notebook_timeout = 1800
+# Feedback shows the visible part of each test and its message, never the hidden tests.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
+# Plain nbgrader execution (validate in a learner's own kernel) keeps these settings.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 c.Execute.startup_timeout = 120
