@@ -11,8 +11,8 @@ test images as validation data, batch 256):
 * peer  -- the thesis's code in plain Keras 3: ``Input(784) -> Dense(32, relu) -> Dense(784,
   sigmoid)``, ``compile(Adam(), "mse")``, ``fit(batch_size=256, shuffle=True,
   validation_data=(x_test, x_test))``;
-* train -- :func:`idivkit.trainer.train` of the same configuration (sigmoid/mse/adam);
-* grid  -- :func:`idivkit.trainer.train_grid` of the thesis's 30 configurations.
+* train -- :func:`idivkit.training.train` of the same configuration (sigmoid/mse/adam);
+* grid  -- :func:`idivkit.training.train_grid` of the thesis's 30 configurations.
 
 Each runs one warm-up epoch (compilation) plus ``--epochs`` timed epochs; it prints seconds per
 epoch and the ratios peer/train (target >= 2 on 2 CPU cores) and 30 x peer / grid (target >= 5).
@@ -47,12 +47,13 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ["KERAS_BACKEND"] = args.backend  # must precede the first keras import
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    from idivkit._quiet import import_keras
+
+    keras = import_keras()
     import numpy as np
 
     from idivkit.data import load_mnist
-    from idivkit.trainer import THESIS_GRID, train, train_grid
+    from idivkit.training import THESIS_GRID, train, train_grid
 
     (x_train, _), (x_test, _) = load_mnist(_mnist_path(args.mnist))
     x_train = x_train[: args.n_train]

@@ -8,7 +8,12 @@ The reference losses are imported here; the other parts load on first use, so th
 * :mod:`idivkit.ssim`     SSIM: the thesis's protocol and an honest one
 * :mod:`idivkit.data`     MNIST loading and class-balanced subsets
 * :mod:`idivkit.keras`    Keras 3 losses (imports Keras)
-* :mod:`idivkit.trainer`  the Keras 3 autoencoder, trainer and grid training (imports Keras)
+* :mod:`idivkit.training` the thesis's Keras 3 model, optimizers, seeded training, grids
+* :mod:`idivkit.names`    the one table of decoder, loss and optimizer names
+
+Also here, outside the public API: :mod:`idivkit.reproduce` (the ``idivkit reproduce``
+command), :mod:`idivkit.lessons` and :mod:`idivkit.grading` (the course's helpers), and
+:mod:`idivkit.trainer` (an alias of :mod:`idivkit.training` for lessons already handed out).
 """
 
 from importlib import import_module as _import_module
@@ -26,10 +31,9 @@ from .losses import (
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = {
-    "backprop", "cli", "data", "grading", "grid", "keras", "lessons",
-    "plots", "reproduce", "ssim", "thesis", "trainer",
-}
+#: The public submodules (in ``__all__``), then the others that load on first use.
+_PUBLIC_SUBMODULES = ("backprop", "data", "keras", "names", "ssim", "training")
+_LAZY_SUBMODULES = {*_PUBLIC_SUBMODULES, "cli", "grading", "grid", "lessons", "reproduce", "trainer"}
 
 __all__ = [
     "EPSILON",
@@ -40,7 +44,7 @@ __all__ = [
     "reverse_i_divergence",
     "reverse_i_divergence_grad",
     "itakura_saito",
-    *sorted(_LAZY_SUBMODULES),
+    *_PUBLIC_SUBMODULES,
 ]
 
 

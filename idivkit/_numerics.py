@@ -91,3 +91,25 @@ def reduce(values: np.ndarray, reduction: str):
     if reduction == "none":
         return values
     raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def check_positive_int(value, name: str) -> int:
+    """Return ``value`` as an int >= 1, or raise a ValueError naming ``name``.
+
+    Refuses floats (``epochs=2.5``), booleans and strings rather than truncating them.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_choice(value, name: str, choices) -> str:
+    """Return ``value`` (a string, stripped and lower-cased) if it is one of ``choices``,
+    else raise a ValueError naming ``name`` and listing the valid choices."""
+    choices = tuple(choices)
+    key = value.strip().lower() if isinstance(value, str) else value
+    if key not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return key

@@ -10,26 +10,32 @@ Argument order is Keras's ``loss(y_true, y_pred)``: data first, model output sec
 default (``0 log 0 = 0``, ``+inf`` where the divergence is infinite, and gradients that are
 never NaN), or ``clip=True`` to clip both arguments to ``[epsilon, 1]`` as the original code did.
 
-Used by :mod:`idivkit.trainer` and `idivkit reproduce`.
+Keras's own layout: each loss is a plain function (usable as a metric) and a thin registered
+:class:`keras.losses.Loss` class around it; :func:`get_loss` builds one from a name of
+:data:`idivkit.names.LOSSES`. Used by :mod:`idivkit.training` and ``idivkit reproduce``.
+
+References
+----------
+.. [1] T. Haruguchi, "Autoencoder with New Loss Functions", eqs 29-34; the original notebook's
+   ``i_divergence1``/``i_divergence2`` clipped both arguments to ``[K.epsilon(), 1]``.
+.. [2] Keras 3, ``keras/src/losses/losses.py``: functions wrapped by ``LossFunctionWrapper``.
 """
 
 from __future__ import annotations
 
 import math
 
-import keras
-from keras import ops
-
 from ._numerics import CLIP_MAX, EPSILON, check_beta
+from ._quiet import import_keras
+from .names import LOSSES, loss_spec
+
+keras = import_keras()
+ops = keras.ops
 
 __all__ = [
-    "BetaDivergence",
-    "IDivergence",
-    "ReverseIDivergence",
-    "ItakuraSaito",
-    "SquaredError",
-    "LOSS_NAMES",
-    "get_loss",
+    "BetaDivergence", "IDivergence", "ReverseIDivergence", "ItakuraSaito", "SquaredError",
+    "beta_divergence", "i_divergence", "reverse_i_divergence", "itakura_saito",
+    "half_squared_error", "LOSS_NAMES", "get_loss",
 ]
 
 _PACKAGE = "idivkit"
@@ -85,9 +91,23 @@ def _beta_elementwise(x, x_hat, beta: float):
     return out  # x = x_hat = 0 stays 0
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class BetaDivergence(keras.losses.Loss):
-    r"""Beta-divergence ``D_beta(y_true | y_pred)``, mean over the last axis per sample.
+def _prepare(y_true, y_pred, clip, epsilon):
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
+    if clip:
+        y_true = ops.clip(y_true, epsilon, CLIP_MAX)
+        y_pred = ops.clip(y_pred, epsilon, CLIP_MAX)
+    return y_true, y_pred
+
+
+def _divergence(x, x_hat, beta, clip):
+    # Clipped arguments are >= epsilon > 0: the zero cases (and their where's) cannot occur.
+    values = _beta_positive(x, x_hat, beta) if clip else _beta_elementwise(x, x_hat, beta)
+    return ops.mean(values, axis=-1)
+
+
+def beta_divergence(y_true, y_pred, beta, clip=False, epsilon=EPSILON):
+    r"""Beta-divergence ``D_beta(y_true | y_pred)``, mean over the last axis, per sample.
 
     .. math::
 
@@ -99,164 +119,181 @@ class BetaDivergence(keras.losses.Loss):
 
     Parameters
     ----------
+    y_true, y_pred : tensor, shape (..., D)
+        Data and model output, nonnegative.
     beta : float
-        Any real number.
-    clip : bool
-        If True, clip both arguments to ``[epsilon, 1]`` first, as the thesis's code did
-        (its gradient is then 0 for outputs outside that range). If False (default), exact.
-    epsilon : float
-        Lower clipping bound (``idivkit._numerics.EPSILON`` = 1e-7, Keras's ``K.epsilon()``).
+        Any real number (a Python float: it selects the formula).
+    clip : bool, default False
+        Clip both arguments to ``[epsilon, 1]`` first, as the thesis's code did (the gradient
+        is then 0 for outputs outside that range); False is exact.
+    epsilon : float, default 1e-7
+        Lower clipping bound (Keras's ``K.epsilon()``).
+
+    Returns
+    -------
+    tensor, shape (...)
+        Per-sample values (mean over the last axis).
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, clip, epsilon)
+    return _divergence(y_true, y_pred, float(beta), clip)
+
+
+def i_divergence(y_true, y_pred, clip=False, epsilon=EPSILON):
+    """The I-divergence ``x log(x / x_hat) - x + x_hat`` (E_I2, eq 34), per sample.
+
+    :func:`beta_divergence` at ``beta = 1``; parameters and return as there.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, clip, epsilon)
+    return _divergence(y_true, y_pred, 1.0, clip)
+
+
+def reverse_i_divergence(y_true, y_pred, clip=False, epsilon=EPSILON):
+    """The reversed I-divergence ``D(y_pred | y_true)`` (E_I1, eq 33), per sample.
+
+    The model output takes the data's slot. Exact (``clip=False``) it is ``+inf`` as soon as
+    an output is positive where the data is 0 (every MNIST background pixel): train it with
+    ``clip=True``. Parameters and return as :func:`beta_divergence`.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, clip, epsilon)
+    return _divergence(y_pred, y_true, 1.0, clip)
+
+
+def itakura_saito(y_true, y_pred, clip=False, epsilon=EPSILON):
+    """The Itakura-Saito divergence ``x / x_hat - log(x / x_hat) - 1`` (beta = 0), per sample.
+
+    Parameters and return as :func:`beta_divergence`.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, clip, epsilon)
+    return _divergence(y_true, y_pred, 0.0, clip)
+
+
+def half_squared_error(y_true, y_pred, clip=False, epsilon=EPSILON):
+    """Half the squared error ``(x - x_hat)^2 / 2`` (eq 30, beta = 2), mean over pixels.
+
+    Keras's ``"mse"`` has no 1/2 (and the thesis's runs used it): its values are twice these.
+    Parameters and return as :func:`beta_divergence`.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, clip, epsilon)
+    return _divergence(y_true, y_pred, 2.0, clip)
+
+
+class _DivergenceLoss(keras.losses.Loss):
+    """A thin :class:`keras.losses.Loss` around one of the functions above (``FN``)."""
+
+    FN = None
+
+    def __init__(self, clip=False, epsilon=EPSILON, name=None,
+                 reduction="sum_over_batch_size", dtype=None):
+        self.clip = bool(clip)
+        self.epsilon = float(epsilon)
+        if not 0 < self.epsilon < CLIP_MAX:
+            raise ValueError(f"epsilon must be in (0, {CLIP_MAX}), got {epsilon!r}")
+        super().__init__(name=name or self.FN.__name__, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return type(self).FN(y_true, y_pred, clip=self.clip, epsilon=self.epsilon)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(clip=self.clip, epsilon=self.epsilon)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class BetaDivergence(_DivergenceLoss):
+    """:func:`beta_divergence` as a Keras loss; ``beta`` any real number.
+
+    Parameters
+    ----------
+    beta : float
+    clip : bool, default False
+    epsilon : float, default 1e-7
     name, reduction, dtype
-        As :class:`keras.losses.Loss`. ``call`` returns per-sample values, shape
-        ``y_true.shape[:-1]``.
+        As :class:`keras.losses.Loss`.
     """
 
     def __init__(self, beta, clip=False, epsilon=EPSILON, name=None,
                  reduction="sum_over_batch_size", dtype=None):
         self.beta = check_beta(beta)
-        self.clip = bool(clip)
-        self.epsilon = float(epsilon)
-        if not 0 < self.epsilon < CLIP_MAX:
-            raise ValueError(f"epsilon must be in (0, {CLIP_MAX}), got {epsilon!r}")
-        super().__init__(name=name or self._default_name(), reduction=reduction, dtype=dtype)
-
-    def _default_name(self):
-        return f"beta_divergence_{self.beta:g}"
-
-    def _prepare(self, y_true, y_pred):
-        y_pred = ops.convert_to_tensor(y_pred)
-        y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
-        if self.clip:
-            y_true = ops.clip(y_true, self.epsilon, CLIP_MAX)
-            y_pred = ops.clip(y_pred, self.epsilon, CLIP_MAX)
-        return y_true, y_pred
-
-    def _elementwise(self, x, x_hat, beta):
-        # Clipped arguments are >= epsilon > 0: the zero cases (and their where's) cannot occur.
-        return _beta_positive(x, x_hat, beta) if self.clip else _beta_elementwise(x, x_hat, beta)
-
-    def call(self, y_true, y_pred):
-        y_true, y_pred = self._prepare(y_true, y_pred)
-        return ops.mean(self._elementwise(y_true, y_pred, self.beta), axis=-1)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(beta=self.beta, clip=self.clip, epsilon=self.epsilon)
-        return config
-
-
-class _FixedBeta(BetaDivergence):
-    """A named member of the family: ``beta`` is fixed, so it is not in the config."""
-
-    BETA = None
-
-    def __init__(self, clip=False, epsilon=EPSILON, name=None,
-                 reduction="sum_over_batch_size", dtype=None):
-        super().__init__(self.BETA, clip=clip, epsilon=epsilon, name=name,
+        super().__init__(clip=clip, epsilon=epsilon, name=name or f"beta_divergence_{self.beta:g}",
                          reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        config = super().get_config()
-        config.pop("beta")
-        return config
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class IDivergence(_FixedBeta):
-    """The I-divergence ``D(y_true | y_pred) = x log(x/x_hat) - x + x_hat`` (E_I2, eq 34).
-
-    The thesis's ``i_divergence2``; with ``clip=True`` it is that code exactly.
-    """
-
-    BETA = 1.0
-
-    def _default_name(self):
-        return "i_divergence"
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class ReverseIDivergence(_FixedBeta):
-    """The reversed I-divergence ``D(y_pred | y_true)`` (E_I1, eq 33): the output in the data slot.
-
-    The thesis's ``i_divergence1``. Exact (``clip=False``) it is ``+inf`` as soon as an output
-    is positive where the data is 0 (every MNIST background pixel): train it with ``clip=True``.
-    """
-
-    BETA = 1.0
-
-    def _default_name(self):
-        return "reverse_i_divergence"
-
     def call(self, y_true, y_pred):
-        y_true, y_pred = self._prepare(y_true, y_pred)
-        return ops.mean(self._elementwise(y_pred, y_true, self.BETA), axis=-1)
+        return beta_divergence(y_true, y_pred, self.beta, clip=self.clip, epsilon=self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ItakuraSaito(_FixedBeta):
-    """The Itakura-Saito divergence ``x/x_hat - log(x/x_hat) - 1`` (beta = 0)."""
+class IDivergence(_DivergenceLoss):
+    """:func:`i_divergence` (E_I2) as a Keras loss; with ``clip=True`` the thesis's code."""
 
-    BETA = 0.0
-
-    def _default_name(self):
-        return "itakura_saito"
+    FN = staticmethod(i_divergence)
+    beta = 1.0
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class SquaredError(_FixedBeta):
-    """Half the squared error ``(x - x_hat)^2 / 2`` (eq 30, beta = 2), mean over pixels.
+class ReverseIDivergence(_DivergenceLoss):
+    """:func:`reverse_i_divergence` (E_I1) as a Keras loss; with ``clip=True`` the thesis's code."""
 
-    Note the factor 1/2: Keras's ``"mse"`` (``MeanSquaredError``) has none, and the thesis's
-    runs used Keras's ``"mse"``, so their reported losses are twice this one's.
-    """
-
-    BETA = 2.0
-
-    def _default_name(self):
-        return "squared_error"
+    FN = staticmethod(reverse_i_divergence)
+    beta = 1.0
 
 
-#: Loss names understood by :func:`get_loss` (besides ``"beta=<b>"``).
-LOSS_NAMES = ("mse", "se", "i1", "i2", "is")
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ItakuraSaito(_DivergenceLoss):
+    """:func:`itakura_saito` as a Keras loss."""
+
+    FN = staticmethod(itakura_saito)
+    beta = 0.0
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SquaredError(_DivergenceLoss):
+    """:func:`half_squared_error` (eq 30, with the 1/2) as a Keras loss."""
+
+    FN = staticmethod(half_squared_error)
+    beta = 2.0
+
+
+#: Loss names understood by :func:`get_loss` (besides ``"beta=<b>"``): those of the name table.
+LOSS_NAMES = tuple(LOSSES)
+
+_CLASSES = {"i1": ReverseIDivergence, "i2": IDivergence, "is": ItakuraSaito, "half_se": SquaredError}
 
 
 def get_loss(name: str, *, clip: bool = True):
-    """Return the Keras loss object for a short name.
+    """Return the Keras loss object for a name of :data:`idivkit.names.LOSSES`.
 
     Parameters
     ----------
     name : str
         ``"mse"`` -- Keras's ``MeanSquaredError`` (no 1/2), what the thesis ran;
-        ``"se"`` -- :class:`SquaredError` (with the 1/2 of eq 30);
+        ``"half_se"`` -- :class:`SquaredError` (eq 30, with the 1/2);
         ``"i1"`` -- :class:`ReverseIDivergence` (E_I1); ``"i2"`` -- :class:`IDivergence` (E_I2);
         ``"is"`` -- :class:`ItakuraSaito`; ``"beta=<b>"`` -- :class:`BetaDivergence` (b).
-    clip : bool
-        For the divergences (not ``"mse"``/``"se"``): clip both arguments to ``[1e-7, 1]``.
-        Default True, the thesis's code (needed for ``"i1"`` on MNIST, which is infinite
+    clip : bool, default True
+        For the divergences (not ``"mse"``/``"half_se"``): clip both arguments to
+        ``[1e-7, 1]``, the thesis's code (needed for ``"i1"`` on MNIST, which is infinite
         exactly); False gives the exact divergence.
+
+    Returns
+    -------
+    keras.losses.Loss
+        Named after ``name`` (so Keras's logs use it).
 
     Raises
     ------
     ValueError
         For an unknown name, listing the valid ones.
     """
-    if not isinstance(name, str):
-        raise ValueError(f"loss name must be a string, got {name!r}")
-    key = name.strip().lower()
-    if key == "mse":
+    spec = loss_spec(name)
+    if spec.name == "mse":
         return keras.losses.MeanSquaredError(name="mse")
-    if key == "se":
-        return SquaredError(name="se")
-    if key == "i1":
-        return ReverseIDivergence(clip=clip, name="i1")
-    if key == "i2":
-        return IDivergence(clip=clip, name="i2")
-    if key == "is":
-        return ItakuraSaito(clip=clip, name="is")
-    if key.startswith("beta="):
-        try:
-            beta = float(key[len("beta="):])
-        except ValueError:
-            raise ValueError(f"loss {name!r}: the value after 'beta=' must be a number") from None
-        return BetaDivergence(beta, clip=clip, name=f"beta_{beta:g}".replace(".", "_").replace("-", "m"))
-    raise ValueError(f"unknown loss {name!r}; valid: {', '.join(LOSS_NAMES)}, or 'beta=<number>'")
+    if spec.name == "half_se":
+        return SquaredError(name="half_se")
+    if spec.name in _CLASSES:
+        return _CLASSES[spec.name](clip=clip, name=spec.name)
+    safe = f"beta_{spec.beta:g}".replace(".", "_").replace("-", "m")
+    return BetaDivergence(spec.beta, clip=clip, name=safe)

@@ -3,7 +3,7 @@
 * :func:`global_ssim` -- the thesis's formula over the whole image (no window).
 * :func:`windowed_ssim`, :func:`per_image_ssim`, :func:`mean_ssim` -- scikit-image's SSIM
   (7x7 uniform window), averaged over every image: the honest measure.
-* :func:`thesis_ssim` -- what the thesis's numbers actually are (thesis-notes section 2):
+* :func:`thesis_ssim` -- what the thesis's numbers actually are (docs/protocol.md):
   10 images, each coloured by ``matplotlib.pyplot.imsave``, read back by OpenCV as gray.
 
 How OpenCV read the PNGs back. ``cv2.imread(path, cv2.IMREAD_GRAYSCALE)`` on a colour PNG

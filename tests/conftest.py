@@ -13,7 +13,6 @@ SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
 # Point the loader at the shared copy unless the caller chose another file.
 if "IDIVKIT_MNIST" not in os.environ and SHARED_MNIST.exists():
     os.environ["IDIVKIT_MNIST"] = str(SHARED_MNIST)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @pytest.fixture(scope="session")

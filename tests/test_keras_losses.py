@@ -79,7 +79,7 @@ def test_reduction_is_the_batch_mean_and_mse_has_no_half():
     assert got == pytest.approx(ref.i_divergence(x, x_hat, "mean"), rel=1e-6)  # float32 reduction
     mse = float(_numpy(ik.get_loss("mse")(x, x_hat)))
     assert mse == pytest.approx(2 * ref.squared_error(x, x_hat, "mean"), rel=1e-6)
-    se = float(_numpy(ik.get_loss("se")(x, x_hat)))
+    se = float(_numpy(ik.get_loss("half_se")(x, x_hat)))
     assert se == pytest.approx(ref.squared_error(x, x_hat, "mean"), rel=1e-6)
 
 
@@ -170,7 +170,7 @@ def test_get_loss_names_and_errors():
     assert ik.get_loss("i2", clip=False).clip is False
     loss = ik.get_loss("beta=1.5", clip=False)
     assert isinstance(loss, ik.BetaDivergence) and loss.beta == 1.5 and loss.clip is False
-    with pytest.raises(ValueError, match="valid: mse, se, i1, i2, is"):
+    with pytest.raises(ValueError, match="valid: mse, i1, i2, half_se, is"):
         ik.get_loss("kl")
     with pytest.raises(ValueError, match="after 'beta='"):
         ik.get_loss("beta=abc")
@@ -210,6 +210,7 @@ def test_model_with_loss_saves_and_loads(tmp_path, loss_name):
 
 
 @pytest.mark.skipif(os.environ.get("IDIVKIT_BACKEND_SUBPROCESS") == "1", reason="already in the subprocess")
+@pytest.mark.slow
 def test_whole_file_on_jax_backend_in_subprocess():
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed: the JAX-backend run of these tests is skipped")

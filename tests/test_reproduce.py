@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from idivkit import thesis
 from idivkit.cli import main
-from idivkit.reproduce_tables import build_rows, mean_std, write_tables
+from idivkit.reproduce import thesis
+from idivkit.reproduce.tables import build_rows, mean_std, write_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,8 +106,8 @@ def test_validation_never_imports_tensorflow(tmp_path):
 # --- the table builder on hand-worked inputs ----------------------------------------------
 
 def _record(decoder, loss, optimizer, seed, protocol, honest):
-    return {"config": {"decoder": decoder, "loss": loss, "optimizer": optimizer}, "seed": seed,
-            "thesis_ssim": protocol, "honest_ssim": honest, "seconds": 2.0 * (seed + 1),
+    return {"decoder": decoder, "loss": loss, "optimizer": optimizer, "seed": seed,
+            "evaluation": {"thesis_ssim": protocol, "honest_ssim": honest}, "seconds": 2.0 * (seed + 1),
             "history": {"loss": [0.5, 0.25 * (seed + 1)], "val_loss": [0.6, 0.3]}}
 
 
@@ -165,7 +165,8 @@ def test_thesis_data_matches_the_notes():
 
 
 def test_no_resume_discards_stored_results_and_rewrites_the_manifest(tmp_path):
-    from idivkit.reproduce import Plan, _check_manifest
+    from idivkit.reproduce import Plan
+    from idivkit.reproduce.store import RunStore
 
     out = tmp_path / "out"
     stored = out / "runs" / "seed0" / "relu-mse-adagrad.json"
@@ -175,7 +176,7 @@ def test_no_resume_discards_stored_results_and_rewrites_the_manifest(tmp_path):
     (out / "manifest.json").write_text(json.dumps({"epochs": 50}))
     plan = Plan(epochs=3, seeds=(0,), configs=(("relu", "mse", "adagrad"),), optimizer_defaults="keras2",
                 n_train=6000, out=out, resume=False, quick=True, mnist=None)
-    _check_manifest(plan)
+    assert RunStore(out).check_manifest(plan.manifest(), plan.resume) is None
     assert not list((out / "runs").rglob("*.json"))
     assert json.loads((out / "manifest.json").read_text())["epochs"] == 3
 
@@ -186,7 +187,7 @@ def _cli(argv, mnist_path, timeout=600):
     """Run ``idivkit reproduce ARGV`` in a fresh interpreter; report whether it imported TF."""
     code = ("import sys; from idivkit.cli import main; rc = main(sys.argv[1:]); "
             "print('TENSORFLOW_IMPORTED', 'tensorflow' in sys.modules); sys.exit(rc)")
-    env = {**os.environ, "IDIVKIT_MNIST": str(mnist_path), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TF_")}, "IDIVKIT_MNIST": str(mnist_path)}
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code, "reproduce", *argv], capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=ROOT)
@@ -206,6 +207,9 @@ def quick_run(tmp_path_factory, mnist_path):
 def test_quick_run_writes_every_output(quick_run):
     out, done, _ = quick_run
     assert "TENSORFLOW_IMPORTED True" in done.stdout  # it really trained
+    # Quiet as a user runs it (no TF_CPP_MIN_LOG_LEVEL): none of TensorFlow's start-up lines.
+    for noise in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "XLA service", "I0000"):
+        assert noise not in done.stderr, noise
     for name in ("tables.md", "tables.csv", "README.md", "manifest.json"):
         assert (out / name).is_file(), name
     figures = {p.name for p in (out / "figures").glob("*.png")}
@@ -244,11 +248,16 @@ def test_quick_run_tables_and_records_hold_real_values(quick_run, mnist):
         assert record["epochs"] == 3 and record["n_train"] == 6000 and record["seed"] == 0
         assert len(record["history"]["loss"]) == 3 and len(record["history"]["val_loss"]) == 3
         assert all(math.isfinite(v) and v >= 0 for v in record["history"]["val_loss"])
-        assert record["thesis_indices"] == indices
-        per_digit = record["thesis_ssim_per_digit"]
+        evaluation = record["evaluation"]
+        assert evaluation["thesis_indices"] == indices
+        per_digit = evaluation["thesis_ssim_per_digit"]
         assert len(per_digit) == 10 and all(-1 <= v <= 1 for v in per_digit)
-        assert record["thesis_ssim"] == pytest.approx(sum(per_digit) / 10)
-        assert protocol == pytest.approx(record["thesis_ssim"], abs=2e-6)
+        assert evaluation["thesis_ssim"] == pytest.approx(sum(per_digit) / 10)
+        assert protocol == pytest.approx(evaluation["thesis_ssim"], abs=2e-6)
+        from idivkit.training import TrainResult
+
+        loaded = TrainResult.load(out / "runs" / "seed0" / f"{row['decoder']}-{row['loss']}-{row['optimizer']}.json")
+        assert loaded.history == record["history"] and loaded.evaluation == evaluation
         assert record["seconds"] > 0 and record["backend"] and "keras" in record["versions"]
     # Three epochs of MSE already reconstruct digits far better than a blank image would.
     mse_relu = next(r for r in table if (r["decoder"], r["loss"]) == ("relu", "mse"))

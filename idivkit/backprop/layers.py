@@ -4,7 +4,7 @@ Row convention: a minibatch has shape ``(N, features)``, one sample per row, so 
 ``u = W x`` (eq 11) reads ``u = x W^T + b`` here. No layer keeps state: a backward step
 takes the forward step's inputs and outputs as arguments.
 
-Errata applied (thesis-notes section 3): the sigmoid is the standard ``1/(1+exp(-u))`` (eq 28
+Errata applied (docs/errata.md): the sigmoid is the standard ``1/(1+exp(-u))`` (eq 28
 prints ``exp(u)``); ReLU is ``max(u, 0)`` with derivative 1 for ``u > 0``, else 0 (eq 35).
 
 Used in lesson 04.
@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import numpy as np
+
+from ..names import DECODERS as DECODER_NAMES
 
 # --- Layers: forward and backward side by side -------------------------------------------
 
@@ -52,7 +54,7 @@ def _pass_where(local_derivative, grad_out):
 
 
 def relu_forward(u):
-    """ReLU ``max(u, 0)`` (eqs 12 and 27, with the kink at 0 as in thesis-notes)."""
+    """ReLU ``max(u, 0)`` (eqs 12 and 27; the derivative at the kink u = 0 is taken as 0)."""
     return np.maximum(u, 0.0)
 
 
@@ -76,7 +78,8 @@ def sigmoid_backward(u, out, grad_out):
 
 RELU = Activation("relu", relu_forward, relu_backward)
 SIGMOID = Activation("sigmoid", sigmoid_forward, sigmoid_backward)
-DECODERS = {"relu": RELU, "sigmoid": SIGMOID}
+#: The decoders of :data:`idivkit.names.DECODERS` (a name without an activation fails here).
+DECODERS = {name: {"relu": RELU, "sigmoid": SIGMOID}[name] for name in DECODER_NAMES}
 
 
 def get_activation(decoder) -> Activation:

@@ -1,8 +1,10 @@
 """The loss of the autoencoder: its value and ``dE/dx_hat``, both from :mod:`idivkit.losses`.
 
-Names as in the thesis: "mse" (eq 30, with the factor 1/2), "i1" (E_I1, eq 33) and "i2"
-(E_I2, eq 34), or any number beta for the beta-divergence ``D_beta(x | x_hat)``. Reductions:
-"sum" (eqs 77-78), "mean" (sum / (N*D), what Keras reports) and "batch_mean" (sum / N, eq 22).
+Names from :mod:`idivkit.names`, read as the thesis's derivation reads them
+(:func:`idivkit.names.derivation_loss`): "mse" is eq 30's half squared error (also
+"half_se"), "i1" is E_I1 (eq 33), "i2" is E_I2 (eq 34); or any number beta for the
+beta-divergence ``D_beta(x | x_hat)``. Reductions: "sum" (eqs 77-78), "mean" (sum / (N*D),
+what Keras reports) and "batch_mean" (sum / N, eq 22).
 
 Used in lesson 04.
 """
@@ -13,19 +15,23 @@ import numpy as np
 
 from .. import losses
 from .._numerics import check_beta, reduce
+from ..names import THESIS_LOSSES, LossSpec, derivation_loss
 
-LOSSES = ("mse", "i1", "i2")
+#: The thesis's three losses; any name of :data:`idivkit.names.LOSSES` works too.
+LOSSES = THESIS_LOSSES
 REDUCTIONS = ("sum", "mean", "batch_mean")
 
 
-def _check_loss(loss):
+def _check_loss(loss) -> LossSpec:
     if isinstance(loss, str):
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES} or a number (beta), got {loss!r}")
-        return loss
+        try:
+            return derivation_loss(loss)
+        except ValueError:
+            raise ValueError(f"loss must be one of {LOSSES} or a number (beta), got {loss!r}") from None
     if isinstance(loss, bool) or not isinstance(loss, (int, float, np.integer, np.floating)):
         raise ValueError(f"loss must be one of {LOSSES} or a number (beta), got {loss!r}")
-    return check_beta(loss)
+    beta = check_beta(loss)
+    return LossSpec(f"beta={beta:g}", beta)
 
 
 def reduction_scale(reduction, shape) -> float:
@@ -50,25 +56,29 @@ def loss_value(x, x_hat, loss, reduction="sum", clip=False):
     (sum / N, eq 22). ``clip=True`` clips both arguments to ``[1e-7, 1]`` first.
     Returns a float, ``+inf`` where the loss is infinite (e.g. "i1" with a pixel ``x = 0``).
     """
-    loss = _check_loss(loss)
     scale = reduction_scale(reduction, np.shape(x))
-    if loss == "mse":
+    return float(reduce(pixel_losses(x, x_hat, loss, clip=clip), "sum")) * scale
+
+
+def pixel_losses(x, x_hat, loss, clip=False) -> np.ndarray:
+    """The loss of each pixel, shape of ``x`` (see :func:`loss_value` for ``loss``)."""
+    spec = _check_loss(loss)
+    if spec.name == "half_se":  # never clipped, as in the original code
         values = losses.squared_error(x, x_hat, reduction="none")
-    elif loss == "i1":
+    elif spec.swapped:
         values = losses.reverse_i_divergence(x, x_hat, reduction="none", clip=clip)
-    elif loss == "i2":
-        values = losses.i_divergence(x, x_hat, reduction="none", clip=clip)
     else:
-        values = losses.beta_divergence(x, x_hat, loss, reduction="none", clip=clip)
-    return float(reduce(values, "sum")) * scale
+        values = losses.beta_divergence(x, x_hat, spec.beta, reduction="none", clip=clip)
+    return values * spec.scale if spec.scale != 1.0 else values
 
 
 def loss_grad(x, x_hat, loss, clip=False):
     """Elementwise ``dE/dx_hat`` of the summed loss (see :func:`loss_value` for ``loss``)."""
-    loss = _check_loss(loss)
-    if loss == "mse":
-        return losses.beta_divergence_grad(x, x_hat, 2.0)  # x_hat - x
-    if loss == "i1":
-        return losses.reverse_i_divergence_grad(x, x_hat, clip=clip)  # log(x_hat / x)
-    beta = 1.0 if loss == "i2" else loss
-    return losses.beta_divergence_grad(x, x_hat, beta, clip=clip)  # x_hat^(b-2)(x_hat - x)
+    spec = _check_loss(loss)
+    if spec.name == "half_se":
+        grad = losses.beta_divergence_grad(x, x_hat, 2.0)  # x_hat - x
+    elif spec.swapped:
+        grad = losses.reverse_i_divergence_grad(x, x_hat, clip=clip)  # log(x_hat / x)
+    else:
+        grad = losses.beta_divergence_grad(x, x_hat, spec.beta, clip=clip)  # x_hat^(b-2)(x_hat - x)
+    return grad * spec.scale if spec.scale != 1.0 else grad

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import losses
 from ..grading import numeric_array
 
 
@@ -23,21 +22,14 @@ def finite_difference_delta3(x, u_tilde, loss, decoder, eps=1e-6):
     """``dE/du~`` by central differences of the per-pixel loss (each pixel's loss depends on
     its own ``u~_d`` only, so all entries are perturbed at once). NaN where the loss is
     infinite on either side (a dead ReLU output under E_I2). Lesson 04."""
-    from ..backprop import LOSSES
+    from ..backprop.objective import pixel_losses
 
     act = activation(decoder)
     x = np.asarray(x, dtype=np.float64)
     u_tilde = np.asarray(u_tilde, dtype=np.float64)
 
     def per_pixel(u):
-        x_hat = act.forward(u)
-        if loss == "mse":
-            return losses.squared_error(x, x_hat, reduction="none")
-        if loss == "i1":
-            return losses.reverse_i_divergence(x, x_hat, reduction="none")
-        if loss == "i2":
-            return losses.i_divergence(x, x_hat, reduction="none")
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        return pixel_losses(x, act.forward(u), loss)
 
     with np.errstate(invalid="ignore"):
         return (per_pixel(u_tilde + eps) - per_pixel(u_tilde - eps)) / (2 * eps)

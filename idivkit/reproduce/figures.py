@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import thesis
+from .store import cell_of
 
 DPI = 100
 
@@ -32,7 +33,7 @@ def _save(fig, path: Path) -> Path:
 
 def _histories(records, cell, name) -> np.ndarray | None:
     runs = [r["history"].get(name) for r in records
-            if (r["config"]["decoder"], r["config"]["loss"], r["config"]["optimizer"]) == cell]
+            if cell_of(r) == cell]
     runs = [[math.nan if v is None else v for v in h] for h in runs if h]
     if not runs:
         return None
@@ -72,13 +73,13 @@ def plot_loss_history(records: list[dict], cell: tuple[str, str, str], path: Pat
 
 def plot_loss_grid(records: list[dict], path: Path) -> Path | None:
     """Validation loss per epoch (mean over seeds) of every optimizer, one panel per cell."""
-    cells = sorted({(r["config"]["decoder"], r["config"]["loss"]) for r in records},
+    cells = sorted({cell_of(r)[:2] for r in records},
                    key=lambda c: (_index(thesis.DECODERS, c[0]), _index(thesis.LOSSES, c[1])))
     if not cells:
         return None
     decoders = list(dict.fromkeys(c[0] for c in cells))
     losses = sorted({c[1] for c in cells}, key=lambda l: _index(thesis.LOSSES, l))
-    optimizers = sorted({r["config"]["optimizer"] for r in records}, key=lambda o: _index(thesis.OPTIMIZERS, o))
+    optimizers = sorted({r["optimizer"] for r in records}, key=lambda o: _index(thesis.OPTIMIZERS, o))
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -166,7 +167,7 @@ def plot_ssim_summary(rows: list[dict], path: Path) -> Path | None:
                 ax.bar(x, row["thesis_ssim_mean"], width, yerr=std, color=f"C{k}", capsize=2,
                        label=thesis.label(optimizer))
                 if not math.isnan(row["reference_mean"]):
-                    ax.plot(x, row["reference_mean"], "kx", ms=4, label="reference (notes §4)")
+                    ax.plot(x, row["reference_mean"], "kx", ms=4, label="reference re-run")
                 if not math.isnan(row["thesis_value"]):
                     ax.plot(x, row["thesis_value"], "r*", ms=9, label="thesis")
         ax.set_xticks(range(len(losses)), [thesis.label(l) for l in losses])
@@ -189,11 +190,11 @@ def _index(known, name):
 
 def write_figures(records: list[dict], rows: list[dict], out: Path, x_test: np.ndarray) -> list[Path]:
     """All figures of a reproduction into ``out/figures``; returns the paths written."""
-    from .reproduce_tables import load_reconstruction
+    from .store import load_reconstruction
 
     folder = Path(out) / "figures"
     written = []
-    cells = {(r["config"]["decoder"], r["config"]["loss"], r["config"]["optimizer"]) for r in records}
+    cells = {cell_of(r) for r in records}
     for decoder in thesis.DECODERS:
         for loss in thesis.LOSSES:
             choices = sorted((c for c in cells if c[:2] == (decoder, loss)), key=lambda c: _index(thesis.OPTIMIZERS, c[2]))

@@ -1,17 +1,16 @@
 """Tables and README of ``idivkit reproduce``: stored results -> mean +- std per cell, beside
-the thesis's table and the reference re-run (:mod:`idivkit.thesis`)."""
+the thesis's table and the reference re-run (:mod:`idivkit.reproduce.thesis`)."""
 
 from __future__ import annotations
 
-import base64
 import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from . import thesis
+from .store import cell_of
 
 CSV_FIELDS = (
     "decoder", "loss", "optimizer", "n_seeds", "seeds",
@@ -20,27 +19,6 @@ CSV_FIELDS = (
     "thesis_optimizer", "thesis_value", "diff_vs_thesis", "within_tolerance",
     "reference_mean", "reference_std", "reference_honest_mean",
 )
-
-
-def load_records(out: Path, seeds, configs) -> list[dict]:
-    """The stored per-(seed, configuration) results under ``out/runs`` that the plan selects."""
-    records = []
-    for seed in seeds:
-        for config in configs:
-            path = Path(out) / "runs" / f"seed{seed}" / ("-".join(config) + ".json")
-            if path.exists():
-                records.append(json.loads(path.read_text()))
-    return records
-
-
-def load_reconstruction(out: Path, seed: int, config) -> tuple[list[int], np.ndarray] | None:
-    """(test indices, (10, 784) float reconstructions in [0, 1]) of one run, or None."""
-    path = Path(out) / "runs" / f"seed{seed}" / ("-".join(config) + ".recon.json")
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text())
-    pixels = np.frombuffer(base64.b64decode(data["uint8_base64"]), dtype=np.uint8)
-    return data["indices"], pixels.reshape(len(data["indices"]), -1).astype(np.float32) / 255
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -61,14 +39,13 @@ def build_rows(records: list[dict]) -> list[dict]:
     and, where they exist, the thesis's value for that cell and the reference measurement."""
     groups: dict[tuple, list[dict]] = {}
     for record in records:
-        c = record["config"]
-        groups.setdefault((c["decoder"], c["loss"], c["optimizer"]), []).append(record)
+        groups.setdefault(cell_of(record), []).append(record)
     rows = []
     for cell in sorted(groups, key=_key):
         group = sorted(groups[cell], key=lambda r: r["seed"])
         decoder, loss, optimizer = cell
-        protocol_mean, protocol_std = mean_std([r["thesis_ssim"] for r in group])
-        honest_mean, honest_std = mean_std([r["honest_ssim"] for r in group])
+        protocol_mean, protocol_std = mean_std([r["evaluation"]["thesis_ssim"] for r in group])
+        honest_mean, honest_std = mean_std([r["evaluation"]["honest_ssim"] for r in group])
         published = thesis.THESIS_TABLE.get((decoder, loss))
         same = published is not None and published.optimizer == optimizer
         diff = protocol_mean - published.ssim if same else math.nan
@@ -165,7 +142,7 @@ def _markdown(rows, command, seeds, epochs) -> str:
         for title, cell in (
             ("thesis protocol, this run", lambda r, ref: _pm(r["thesis_ssim_mean"], r["thesis_ssim_std"]) if r else ""),
             ("honest protocol, this run", lambda r, ref: _pm(r["honest_ssim_mean"], r["honest_ssim_std"]) if r else ""),
-            ("reference (thesis-notes §4): thesis protocol [honest]",
+            ("reference re-run: thesis protocol [honest]",
              lambda r, ref: f"{ref.mean:.3f} ± {ref.std:.3f} [{ref.honest_mean:.3f}]" if ref else ""),
         ):
             lines += ["", f"## {thesis.label(decoder)}: {title}", "", header, rule]
@@ -186,7 +163,7 @@ def write_readme(out: Path, command: str, figures: list[Path]) -> Path:
         "Rerunning the same command skips finished results (`--no-resume` retrains).", "",
         "- `tables.md`: the thesis's table beside this run (same optimizer per cell, difference, "
         f"within {thesis.MATCH_TOLERANCE}), then per decoder the loss x optimizer grid under the "
-        "thesis protocol and the honest protocol, and the reference values of thesis-notes §4.",
+        "thesis protocol and the honest protocol, and the reference re-run's values (docs/protocol.md).",
         "- `tables.csv`: the same numbers, one row per (decoder, loss, optimizer).",
         "- `manifest.json`: the settings a resumed run must share (epochs, training-set size, "
         "batch size, optimizer defaults).",

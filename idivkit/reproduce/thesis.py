@@ -7,7 +7,7 @@ Two sources, kept apart:
   optimizers the author tried, and that optimizer. Keras 2.2 on TensorFlow, MNIST, 784-32-784,
   batch 256, 50 epochs; SSIM by the author's image-file protocol (see :mod:`idivkit.ssim`).
 * :data:`REFERENCE` -- the project's independent re-implementation of the original notebook
-  (thesis-notes, section 4): Keras 2.2 optimizer defaults, Nadam without its schedule,
+  (docs/protocol.md): Keras 2.2 optimizer defaults, Nadam without its schedule,
   50 epochs, 5 seeds; mean and standard deviation over seeds under the thesis protocol, and the
   mean SSIM over all 10,000 test images ("honest" protocol).
 
@@ -18,30 +18,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The grid's names and their labels come from the one name table.
+from ..names import THESIS_DECODERS as DECODERS
+from ..names import THESIS_LOSSES as LOSSES
+from ..names import THESIS_OPTIMIZERS as OPTIMIZERS
+from ..names import label
+
+__all__ = ["DECODERS", "LOSSES", "OPTIMIZERS", "MATCH_TOLERANCE", "REFERENCE", "THESIS_TABLE",
+           "label", "thesis_cells"]
+
 THESIS_SOURCE = (
     'T. Haruguchi, "Autoencoder with New Loss Functions" (thesis, supervised by S. Ding), '
     "section 3.1, SSIM tables; code: github.com/s1230038/autoencoder, AutoencoderForThesis.ipynb"
 )
 REFERENCE_SOURCE = (
-    "thesis-notes.md section 4: independent re-implementation of the original notebook, "
+    "an independent re-implementation of the original notebook (docs/protocol.md), "
     "Keras 2.2 optimizer defaults (Nadam without schedule), 50 epochs, 5 seeds"
 )
 
-DECODERS = ("relu", "sigmoid")
-LOSSES = ("mse", "i1", "i2")
-OPTIMIZERS = ("adagrad", "adadelta", "adam", "adamax", "nadam")  # the five the thesis reports
-
-DECODER_LABELS = {"relu": "ReLU-ReLU", "sigmoid": "ReLU-Sigmoid"}
-LOSS_LABELS = {"mse": "MSE", "i1": "E_I1", "i2": "E_I2"}
-OPTIMIZER_LABELS = {
-    "adagrad": "Adagrad",
-    "adadelta": "AdaDelta",
-    "adam": "Adam",
-    "adamax": "Adamax",
-    "nadam": "Nadam",
-    "sgd": "SGD",
-    "rmsprop": "RMSprop",
-}
 
 #: A reproduced cell counts as matching the thesis when |ours - thesis| <= this.
 MATCH_TOLERANCE = 0.03
@@ -83,7 +77,7 @@ def _rows(decoder: str, rows: dict[str, list[tuple[float, float, float]]]):
     }
 
 
-#: (decoder, loss, optimizer) -> ReferenceCell, from thesis-notes section 4.
+#: (decoder, loss, optimizer) -> ReferenceCell, from the reference re-run (docs/protocol.md).
 REFERENCE: dict[tuple[str, str, str], ReferenceCell] = {
     **_rows(
         "relu",
@@ -114,10 +108,3 @@ def thesis_cells() -> list[tuple[str, str, str]]:
     """The six (decoder, loss, optimizer) triples the thesis reports, in table order."""
     return [(d, l, THESIS_TABLE[d, l].optimizer) for d in DECODERS for l in LOSSES]
 
-
-def label(name: str) -> str:
-    """Human label of a decoder, loss or optimizer name (the name itself if unknown)."""
-    for labels in (DECODER_LABELS, LOSS_LABELS, OPTIMIZER_LABELS):
-        if name in labels:
-            return labels[name]
-    return name
