@@ -19,6 +19,7 @@ renamed download by its cells, nor report a broken file and carry on.
 from __future__ import annotations
 
 import csv
+import os
 import re
 import shutil
 import warnings
@@ -28,7 +29,9 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
-from .course import Course
+from .course import Course, CourseError
+from .repair import restore_cells
+from .sandbox import bwrap
 from .submissions import Submission, find_submissions
 
 COLUMNS = ("student", "lesson", "score", "max_score", "status", "reason", "file")
@@ -54,44 +57,7 @@ def _grade_id(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
-def restore_cells(nb, release_nb, source_nb=None) -> list[str]:
-    """Put back the graded cells (solution and test) a learner deleted; return notes.
-
-    Missing cells come from the student version (no solutions), each placed after the graded
-    cell that precedes it there. Edited test cells are only noted: nbgrader's OverwriteCells
-    replaces their source with the instructor's when it autogrades.
-    """
-    notes, restored, edited = [], [], []
-    instructor = {_grade_id(c): c.source for c in (source_nb.cells if source_nb else []) if _grade_id(c)}
-    present = {_grade_id(c): i for i, c in enumerate(nb.cells) if _grade_id(c)}
-    anchor = -1
-    for cell in release_nb.cells:
-        grade_id = _grade_id(cell)
-        if not grade_id:
-            continue
-        if grade_id in present:
-            anchor = present[grade_id]
-            mine = nb.cells[anchor]
-            if cell.metadata["nbgrader"].get("locked") and mine.source not in (cell.source,
-                                                                                instructor.get(grade_id)):
-                edited.append(grade_id)
-            continue
-        copy = nbformat.from_dict(dict(cell))
-        if copy.cell_type == "code":
-            copy.outputs, copy.execution_count = [], None
-        copy["id"] = f"restored-{grade_id}"[:64].replace("_", "-")
-        nb.cells.insert(anchor + 1, copy)
-        anchor += 1
-        present = {_grade_id(c): i for i, c in enumerate(nb.cells) if _grade_id(c)}
-        restored.append(grade_id)
-    if restored:
-        notes.append(f"restored deleted cell(s) {', '.join(restored)}")
-    if edited:
-        notes.append(f"edited test cell(s) {', '.join(edited)} replaced by the original")
-    return notes
-
-
-_TIMEOUT_NAMES = {"CellTimeoutError", "KeyboardInterrupt", "TimeoutError"}
+_TIMEOUT_NAMES = {"CellTimeoutError", "KeyboardInterrupt", "TimeoutError", "TestTimeout"}
 
 
 def _first_line(text: str, limit: int = 160) -> str:
@@ -109,7 +75,7 @@ def failure_reasons(course: Course, student: str, lesson: str) -> list[str]:
     with course.gradebook() as gb:
         grades = {g.name: (float(g.score or 0), float(g.max_score or 0))
                   for g in gb.find_submission_notebook(lesson, lesson, student).grades}
-    timeout = course.config().Execute.timeout
+    timeout = course.config().SandboxedExecute.timeout
     reasons = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -119,6 +85,9 @@ def failure_reasons(course: Course, student: str, lesson: str) -> list[str]:
         timed_out = any(o.get("ename") in _TIMEOUT_NAMES for o in errors)
         if timed_out:
             reasons.append(f"{grade_id}: timed out (each cell has {timeout} s)")
+            continue
+        if any(o.get("ename") == "DeadKernelError" for o in errors):
+            reasons.append(f"{grade_id}: the notebook's process died here (a crash, os._exit or out of memory)")
             continue
         score, max_score = grades.get(_grade_id(cell) or "", (0.0, 0.0))
         if max_score and score < max_score:
@@ -188,7 +157,12 @@ def grade(course: Course, source: Path | str, lessons=None, *, feedback: bool = 
     """Grade every submission under ``source`` (a folder or a .zip).
 
     Returns the CSV rows (sorted by student, lesson) and the skipped files ``(path, why)``.
+    Refuses to run without bubblewrap unless the course was opened with ``sandbox=False``.
     """
+    if course.sandbox and not bwrap():
+        raise CourseError("bubblewrap (bwrap) is not installed, so submissions cannot be isolated: "
+                          "install it (apt-get install bubblewrap), or pass --no-sandbox to grade "
+                          "without isolation (only for submissions you trust)")
     all_lessons = course.lessons()
     wanted = course.check_lessons(lessons)
     grade_ids = {lesson: set(course.grade_ids(lesson)) for lesson in all_lessons}
@@ -259,13 +233,16 @@ def export(course: Course, lessons=None) -> list[Row]:
 
 
 def write_csv(rows: list[Row], out: Path | str) -> Path:
+    """Write the rows to ``out`` all at once (a temporary file renamed): never a partial CSV."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as handle:
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
             writer.writerow(row.as_dict())
+    os.replace(tmp, out)
     return out
 
 

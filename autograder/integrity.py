@@ -27,11 +27,19 @@ FORBIDDEN = ("idivkit", "sklearn", "keras", "tensorflow", "torch", "jax", "scipy
 TAMPER_NAMES = {"eval", "exec", "compile", "__import__", "globals", "locals", "vars", "getattr",
                 "setattr", "delattr", "breakpoint", "get_ipython", "__builtins__", "__loader__",
                 "__spec__", "__build_class__"}
+# Modules that reach into the interpreter (frames, modules by name, code objects, unpickling):
+# with them a cell could rebind what a graded function calls without naming it.
 TAMPER_MODULES = {"importlib", "sys", "builtins", "gc", "inspect", "ctypes", "types", "marshal",
-                  "pickle", "dill", "cloudpickle", "code", "codeop", "runpy", "imp", "threading",
-                  "_thread", "multiprocessing", "subprocess", "signal", "IPython", "ipykernel",
-                  "traitlets", "atexit", "faulthandler", "pdb", "bdb", "trace", "site", "zipimport",
-                  "pkgutil", "copyreg", "__main__", "wire", "runner", "autograder", "nbgrader"}
+                  "pickle", "_pickle", "pickletools", "shelve", "dill", "cloudpickle", "joblib",
+                  "code", "codeop", "runpy", "imp", "pydoc", "IPython", "ipykernel", "traitlets",
+                  "pdb", "bdb", "trace", "site", "zipimport", "pkgutil", "copyreg", "__main__",
+                  "wire", "runner", "autograder", "nbgrader", "numexpr"}
+# Functions that import or run code named by a string (pydoc.locate, pandas.eval, ...).
+SINK_NAMES = {"locate", "resolve_name", "import_module", "import_item", "import_string",
+              "read_pickle", "parse_expr"}
+# sympify and sp.S parse strings with eval: only plain literals are allowed.
+_SYMPIFY = {"sympify", "S"}
+_SAFE_LITERAL = re.compile(r"^[\w\s+\-*/().,^]*$")
 FRAME_ATTRS = {"f_globals", "f_locals", "f_back", "f_builtins", "f_code", "tb_frame", "gi_frame",
                "cr_frame", "ag_frame", "co_code", "co_consts", "co_names", "func_globals"}
 ALLOWED_DUNDERS = {"__init__", "__name__", "__doc__"}
@@ -78,6 +86,26 @@ def _is_value(dotted: str) -> bool:
         for attr in parts[cut:]:
             obj = getattr(obj, attr, None)
         return isinstance(obj, _VALUES)
+    return False
+
+
+def _called_name(call: ast.Call) -> str | None:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def _string_built(arg: ast.AST) -> bool:
+    """A string argument that is not a plain literal: an f-string, a concatenation, a %-format,
+    or a literal with more than arithmetic in it."""
+    if isinstance(arg, ast.Constant):
+        return isinstance(arg.value, str) and not _SAFE_LITERAL.match(arg.value)
+    if isinstance(arg, ast.JoinedStr):
+        return True
+    if isinstance(arg, ast.BinOp):
+        return any(isinstance(n, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(n, "value", ""), str)
+                   for n in ast.walk(arg))
+    if isinstance(arg, ast.Call) and _called_name(arg) in ("join", "format", "decode", "chr", "str"):
+        return True
     return False
 
 
@@ -177,8 +205,15 @@ class Notebook:
         modules = {n for n, b in self.bindings.items() if any(k == "import" for k, _ in b)}
         for node in ast.walk(tree):
             found = None
-            if isinstance(node, ast.Name) and node.id in TAMPER_NAMES:
+            if isinstance(node, ast.Name) and node.id in TAMPER_NAMES | SINK_NAMES:
                 found = node.id
+            elif isinstance(node, ast.Attribute) and node.attr in SINK_NAMES | {"eval", "evaluate", "exec"}:
+                found = f".{node.attr}"
+            elif isinstance(node, ast.keyword) and node.arg == "allow_pickle":
+                found = "allow_pickle="
+            elif isinstance(node, ast.Call) and _called_name(node) in _SYMPIFY and node.args \
+                    and _string_built(node.args[0]):
+                found = f"{_called_name(node)}() of a built string"
             elif isinstance(node, ast.Attribute) and ((_DUNDER.fullmatch(node.attr) and node.attr not in ALLOWED_DUNDERS)
                                                        or node.attr in FRAME_ATTRS):
                 found = f".{node.attr}"

@@ -13,13 +13,25 @@ save downloads (``01_autoencoder (1).ipynb``, ``01_autoencoder-Copy1.ipynb``), i
 a notebook whose name says nothing is recognised by its graded cells. Hidden files,
 ``__MACOSX/`` and ``.ipynb_checkpoints/`` are ignored; anything else that is not a notebook is
 skipped and listed.
+
+Nothing is trusted about an archive or a folder: links are never followed, entries whose path
+leaves the archive (``../``, absolute) are refused, sizes are checked before anything is read
+(:data:`MAX_NOTEBOOK_BYTES` per notebook, :data:`MAX_TOTAL_BYTES` in all) and reads are bounded
+whatever the archive claims. Each refused notebook gets a CSV row saying why. File names that
+are not UTF-8 are shown with escapes. Student ids are plain ASCII; a name that had to be
+changed (accents, spaces) gets a short hash of the original, so two different names never
+become one student.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
+import os
 import re
+import stat
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -27,6 +39,13 @@ from pathlib import Path, PurePosixPath
 import nbformat
 
 STUDENT_ID = re.compile(r"[^A-Za-z0-9_.@-]+")
+MAX_NOTEBOOK_BYTES = 20 * 2**20
+MAX_TOTAL_BYTES = 1 * 2**30
+MAX_ENTRIES = 20_000
+
+
+class Refused(Exception):
+    """An entry that is not read: a link, a path escape, too large."""
 
 
 @dataclass
@@ -49,19 +68,92 @@ class Found:
     skipped: list[tuple[str, str]]  # (path, why)
 
 
+def _shown(path: str) -> str:
+    """A path as text for rows and messages, whatever bytes its name had."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _refuse(why: str):
+    def load():
+        raise Refused(why)
+    load.refused = why
+    return load
+
+
+def _bounded(read, limit: int):
+    def load():
+        data = read(limit + 1)
+        if len(data) > limit:
+            raise Refused(f"larger than {limit // 2**20} MB")
+        return data
+    return load
+
+
 def _entries(source: Path):
-    """(relative posix path, bytes-loader, mtime) of every file in a folder or a zip."""
+    """(relative posix path, bytes-loader, mtime) of every file in a folder or a zip; the loader
+    raises :class:`Refused` for entries that must not be read."""
+    total, count = 0, 0
     if source.is_dir():
-        for path in sorted(p for p in source.rglob("*") if p.is_file()):
-            yield path.relative_to(source).as_posix(), path.read_bytes, path.stat().st_mtime
+        for folder, dirs, files in os.walk(source, followlinks=False):
+            dirs.sort()
+            for name in sorted(files) + sorted(d for d in dirs if os.path.islink(os.path.join(folder, d))):
+                full = os.path.join(folder, name)
+                rel = _shown(os.path.relpath(full, source).replace(os.sep, "/"))
+                info = os.lstat(full)
+                count += 1
+                if stat.S_ISLNK(info.st_mode):
+                    yield rel, _refuse("a symbolic link (links are never followed)"), 0.0
+                elif not stat.S_ISREG(info.st_mode):
+                    yield rel, _refuse("not a regular file"), 0.0
+                elif info.st_size > MAX_NOTEBOOK_BYTES:
+                    yield rel, _refuse(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"), info.st_mtime
+                elif total + info.st_size > MAX_TOTAL_BYTES or count > MAX_ENTRIES:
+                    yield rel, _refuse("the batch is over its size limit"), info.st_mtime
+                else:
+                    total += info.st_size
+                    yield rel, _bounded(lambda n, f=full: _read_file(f, n), MAX_NOTEBOOK_BYTES), info.st_mtime
     elif zipfile.is_zipfile(source):
         archive = zipfile.ZipFile(source)
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
-            if not info.is_dir():
+            if info.is_dir():
+                continue
+            name = info.filename.replace("\\", "/")
+            parts = [p for p in name.split("/") if p not in ("", ".")]
+            try:
                 mtime = datetime.datetime(*info.date_time).timestamp()
-                yield info.filename, (lambda i=info: archive.read(i)), mtime
+            except (ValueError, OverflowError):
+                mtime = 0.0
+            count += 1
+            if name.startswith("/") or ".." in parts or re.match(r"^[A-Za-z]:", name):
+                yield _shown(name), _refuse("its path leaves the archive (../ or absolute)"), mtime
+            elif stat.S_ISLNK(info.external_attr >> 16):
+                yield "/".join(parts), _refuse("a symbolic link (links are never followed)"), mtime
+            elif info.flag_bits & 0x1:
+                yield "/".join(parts), _refuse("encrypted"), mtime
+            elif info.file_size > MAX_NOTEBOOK_BYTES:
+                yield "/".join(parts), _refuse(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"), mtime
+            elif total + info.file_size > MAX_TOTAL_BYTES or count > MAX_ENTRIES:
+                yield "/".join(parts), _refuse("the archive is over its size limit"), mtime
+            else:
+                total += info.file_size
+                yield "/".join(parts), _bounded(lambda n, i=info: _read_member(archive, i, n),
+                                                MAX_NOTEBOOK_BYTES), mtime
     else:
         raise FileNotFoundError(f"{source} is neither a folder nor a .zip file")
+
+
+def _read_file(path: str, limit: int) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(limit)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """At most ``limit`` bytes, however large the archive says the entry is."""
+    try:
+        with archive.open(info) as handle:
+            return handle.read(limit)
+    except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError) as error:
+        raise Refused(f"unreadable in the archive ({type(error).__name__})") from None
 
 
 def _ignored(path: str) -> bool:
@@ -94,7 +186,15 @@ def lesson_from_cells(nb, grade_ids: dict[str, set[str]]) -> str:
 
 
 def clean_student_id(raw: str) -> str:
-    return STUDENT_ID.sub("_", raw).strip("._-")
+    """A plain-ASCII id for a student's name; names that had to change get a short hash of the
+    original (``José`` -> ``Jose-1f3a9c``), so distinct names never become one id."""
+    name = unicodedata.normalize("NFC", raw)
+    folded = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    clean = STUDENT_ID.sub("_", folded).strip("._-")[:60]
+    if clean == name or not name:
+        return clean
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    return f"{clean or 'student'}-{digest}"
 
 
 def find_submissions(source: Path | str, lessons: list[str], grade_ids: dict[str, set[str]]) -> Found:
@@ -105,7 +205,8 @@ def find_submissions(source: Path | str, lessons: list[str], grade_ids: dict[str
         if _ignored(path):
             continue
         if not path.lower().endswith(".ipynb"):
-            skipped.append((path, "not a notebook (.ipynb)"))
+            refused = getattr(load, "refused", None)
+            skipped.append((path, f"refused: {refused}" if refused else "not a notebook (.ipynb)"))
             continue
         entries.append((path, load, mtime))
 
@@ -143,6 +244,10 @@ def find_submissions(source: Path | str, lessons: list[str], grade_ids: dict[str
         try:
             text = load()
             sub.notebook = nbformat.reads(text.decode("utf-8"), as_version=4)
+        except Refused as why:
+            sub.error = f"refused: {why}"
+        except RecursionError:
+            sub.error = "not a valid notebook (nested too deeply)"
         except (UnicodeDecodeError, json.JSONDecodeError, nbformat.reader.NotJSONError) as error:
             sub.error = f"not a valid notebook (invalid JSON: {str(error).splitlines()[0][:120]})"
         except Exception as error:  # nbformat validation and reader errors
