@@ -1,8 +1,12 @@
-"""Helpers for the real-browser test: Debian's Chromium, a throwaway JupyterLab, JupyterLab's DOM.
+"""Helpers for the real-browser tests and benchmarks/bench_lessons.py: a learner's copy of the course,
+JupyterLab started the way learners start it, Debian's Chromium, memory (PSS), JupyterLab's DOM.
 
-The JupyterLab server runs with the learner configuration Binder gets (binder/postBuild's
-extension switches, applied at user level in a fresh config folder), from the project's virtualenv
-(the nbgrader and widget lab extensions live in its share/jupyter, which stays on the path).
+A learner's copy (``learner_tree``) holds what Binder's image holds for learners: ``lessons/``
+(student versions), ``course/nbgrader_config.py`` (no ``course/source``), ``jupyter/learner/``,
+``binder/start`` and ``scripts/``, with the project's ``.venv`` linked in. JupyterLab starts through
+``scripts/lab.sh`` (learners) or ``scripts/instructor.sh`` (instructors), in a fresh home folder
+where MNIST sits in the Keras cache as ``binder/postBuild`` leaves it, and with none of the
+variables the tests set for themselves (``IDIVKIT_MNIST``, ``TF_CPP_MIN_LOG_LEVEL``, ...).
 """
 
 from __future__ import annotations
@@ -15,15 +19,17 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import nbformat
+
 ROOT = Path(__file__).resolve().parents[1]
-POSTBUILD = ROOT / "binder" / "postBuild"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
 
 # Without the background-networking switches Chromium's own traffic is refused on a closed network
 # and it stalls; the rest keep a headless run quiet and reproducible.
@@ -39,14 +45,16 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 
-# Fresh lab settings: no news pop-up, every cell kept in the DOM (no virtual scrolling).
-LAB_USER_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+# The nbgrader lab plugins of the instructor tools (learners keep validate-assignment).
+INSTRUCTOR_PLUGINS = {
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:create-assignment",
+    "@jupyter/nbgrader:assignment-list",
+    "@jupyter/nbgrader:course-list",
+    "@jupyter/nbgrader:menu",
 }
+# Variables a learner's shell does not have (the test suite and CI set some of them).
+NOT_A_LEARNERS = re.compile(r"^(JUPYTER|JUPYTERLAB|IDIVKIT|TF_|KERAS|MPLBACKEND|PYTHON|VIRTUAL_ENV|PYTEST)")
 
 
 def find_chromium() -> str | None:
@@ -66,88 +74,192 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-def postbuild_jupyter_commands(level: str = "user") -> str:
-    """binder/postBuild without its pip line, its extension switches moved to ``level``.
+# --- the course as learners get it ----------------------------------------------------------
 
-    Run it from the repository root, as repo2docker does.
+def lesson_names() -> list[str]:
+    """Every lesson that exists, in order ("00_welcome", ...): new lessons are picked up here."""
+    return sorted(path.stem for path in (ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
 
-    ``level`` is "user" (the JUPYTER_CONFIG_DIR of the caller's environment) or "sys_prefix"
-    (as on Binder). Raises ValueError when postBuild no longer has the expected shape, so that a
-    change there is noticed here.
+
+def solved_notebook(lesson: str) -> nbformat.NotebookNode:
+    """The student version with each solution cell's source taken from the instructor version."""
+    student = nbformat.read(ROOT / "lessons" / f"{lesson}.ipynb", as_version=4)
+    instructor = nbformat.read(ROOT / "course" / "source" / lesson / f"{lesson}.ipynb", as_version=4)
+    solutions = {
+        cell.metadata["nbgrader"]["grade_id"]: cell.source
+        for cell in instructor.cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+    }
+    filled = 0
+    for cell in student.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            cell.source = solutions[meta["grade_id"]]
+            filled += 1
+    if filled == 0 or filled != len(solutions):
+        raise ValueError(f"{lesson}: {filled} solution cells filled, instructor version has {len(solutions)}")
+    return student
+
+
+def learner_tree(dest: Path, lessons: list[str], solved: bool = True) -> Path:
+    """A learner's copy of the repository at ``dest`` (see the module docstring); returns it.
+
+    With ``solved``, ``solved/<lesson>.ipynb`` holds each lesson with its solutions pasted in.
     """
-    text = POSTBUILD.read_text()
-    pip_lines = re.findall(r"^python -m pip install [^\n]*$", text, flags=re.M)
-    if len(pip_lines) != 1:
-        raise ValueError(f"{POSTBUILD}: expected one 'python -m pip install' line, got {pip_lines}")
-    text = text.replace(pip_lines[0], ": project install skipped here")
-    if text.count("--level=sys_prefix") < 1 or text.count("--sys-prefix") < 1:
-        raise ValueError(f"{POSTBUILD}: the extension switches no longer use sys_prefix level")
-    if level == "user":
-        text = text.replace("--level=sys_prefix", "--level=user").replace("--sys-prefix", "--user")
-    elif level != "sys_prefix":
-        raise ValueError(f"level must be 'user' or 'sys_prefix', got {level!r}")
-    return text
+    dest.mkdir(parents=True)
+    (dest / "lessons").mkdir()
+    for lesson in lessons:
+        shutil.copy2(ROOT / "lessons" / f"{lesson}.ipynb", dest / "lessons")
+    for folder in ("jupyter", "binder", "scripts"):
+        shutil.copytree(ROOT / folder, dest / folder)
+    (dest / "course").mkdir()
+    shutil.copy2(ROOT / "course" / "nbgrader_config.py", dest / "course")
+    (dest / ".venv").symlink_to(ROOT / ".venv")
+    if solved:
+        (dest / "solved").mkdir()
+        for lesson in lessons:
+            nbformat.write(solved_notebook(lesson), dest / "solved" / f"{lesson}.ipynb")
+    return dest
 
 
-def learner_environment(home: Path) -> dict[str, str]:
-    """Environment for a JupyterLab configured as Binder configures it for learners.
+def instructor_tree(dest: Path) -> Path:
+    """An instructor's copy of the repository at ``dest``: course/ (with course/source), lessons/,
+    scripts/, the project's ``.venv`` linked in; nbgrader's generated files left out."""
+    dest.mkdir(parents=True)
+    generated = shutil.ignore_patterns("gradebook.db", "release", "submitted", "autograded", "feedback",
+                                       ".nbgrader.log", ".ipynb_checkpoints")
+    shutil.copytree(ROOT / "course", dest / "course", ignore=generated)
+    for folder in ("lessons", "scripts"):
+        shutil.copytree(ROOT / folder, dest / folder)
+    (dest / ".venv").symlink_to(ROOT / ".venv")
+    return dest
 
-    Fresh JUPYTER_CONFIG_DIR / JUPYTER_DATA_DIR / JUPYTER_RUNTIME_DIR under ``home``; the
-    virtualenv's own share/ and etc/ (extensions) stay on Jupyter's paths. binder/postBuild runs
-    there (user level, without its pip line): extension switches and nbgrader_config.py.
+
+def learner_environment(home: Path, mnist: Path | None = None) -> dict[str, str]:
+    """A learner's environment: this shell's, less the test suite's variables, with a fresh HOME.
+
+    MNIST is placed in HOME's Keras cache (``~/.keras/datasets/mnist.npz``), where
+    ``binder/postBuild`` (``python -m idivkit.data``) leaves it on Binder.
     """
-    config_dir, data_dir, runtime_dir = (home / name for name in ("config", "data", "runtime"))
-    for folder in (config_dir, data_dir, runtime_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.update(
-        JUPYTER_CONFIG_DIR=str(config_dir),
-        JUPYTER_DATA_DIR=str(data_dir),
-        JUPYTER_RUNTIME_DIR=str(runtime_dir),
-        JUPYTER_PLATFORM_DIRS="1",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONUNBUFFERED="1",
-        MPLBACKEND="module://matplotlib_inline.backend_inline",
-    )
-    # The fresh user level must rank above the virtualenv's (as Binder's sys-prefix level ranks
-    # above everything a learner has) for postBuild's switches, applied there, to win.
-    env["JUPYTER_PREFER_ENV_PATH"] = "0"
-    env.pop("JUPYTER_PATH", None)
-    env.pop("JUPYTERLAB_SETTINGS_DIR", None)
-    env.pop("JUPYTERLAB_WORKSPACES_DIR", None)
-    # pip registers nbgrader's server extensions at the prefix level; register them at the user
-    # level too, so `jupyter server extension disable --user` finds them there, as on Binder.
-    registered = Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "nbgrader.json"
-    (config_dir / "jupyter_server_config.d").mkdir(exist_ok=True)
-    shutil.copy2(registered, config_dir / "jupyter_server_config.d" / "nbgrader.json")
-    result = subprocess.run(
-        ["bash", "-c", postbuild_jupyter_commands("user")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"binder/postBuild's extension switches failed (exit {result.returncode}):\n"
-            f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-        )
-    settings = config_dir / "lab" / "user-settings"
-    for relative, values in LAB_USER_SETTINGS.items():
-        path = settings / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
+    mnist = Path(mnist or os.environ.get("IDIVKIT_MNIST") or SHARED_MNIST)
+    cache = home / ".keras" / "datasets"
+    cache.mkdir(parents=True, exist_ok=True)
+    if not (cache / "mnist.npz").exists():
+        (cache / "mnist.npz").symlink_to(mnist.resolve())
+    env = {key: value for key, value in os.environ.items() if not NOT_A_LEARNERS.match(key)}
+    venv_bin = str(ROOT / ".venv" / "bin")
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    env["HOME"] = str(home)
     return env
 
 
-class JupyterLab:
-    """A JupyterLab server on a free loopback port, in its own process group.
+# --- memory ----------------------------------------------------------------------------------
 
-    ``with JupyterLab(root, env) as lab:`` starts it, waits until its API answers, and on exit
-    (whatever happened) terminates the whole group, waits, and kills it if it lingers.
+def _pss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from /proc)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        try:
+            todo += _children(current)
+        except OSError:
+            pass
+    return tree
+
+
+def tree_pss_mib(pid: int) -> float:
+    """Proportional set size (MiB) of ``pid`` and its descendants: shared pages counted once."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            total += _pss_kib(member)
+        except OSError:
+            pass
+    return total / 1024
+
+
+def uses_tensorflow(pid: int) -> bool:
+    """Whether the process has TensorFlow's shared library mapped (it imported TensorFlow)."""
+    try:
+        return "libtensorflow" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+class MemoryWatch(threading.Thread):
+    """Samples the PSS of a process tree (every ``interval`` s) until stopped; keeps the peak
+    overall and per named phase, and which kernels imported TensorFlow."""
+
+    def __init__(self, pid: int, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak, self.phase = 0.0, "start"
+        self.phase_peaks: dict[str, float] = {}
+        self.tensorflow_pids: set[int] = set()
+        self.tensorflow_phases: set[str] = set()
+        self._stop_event = threading.Event()
+
+    def mark(self, phase: str) -> float:
+        """Start a new phase; returns the PSS now."""
+        now = tree_pss_mib(self.pid)
+        self.phase = phase
+        self._record(now)
+        return now
+
+    def _record(self, value: float) -> None:
+        self.peak = max(self.peak, value)
+        self.phase_peaks[self.phase] = max(self.phase_peaks.get(self.phase, 0.0), value)
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self._record(tree_pss_mib(self.pid))
+            for member in process_tree(self.pid)[1:]:
+                if member not in self.tensorflow_pids and uses_tensorflow(member):
+                    self.tensorflow_pids.add(member)
+                    self.tensorflow_phases.add(self.phase)
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join()
+        return self.peak
+
+
+# --- JupyterLab, started as learners and instructors start it ----------------------------------
+
+class JupyterLab:
+    """JupyterLab started by ``script`` (scripts/lab.sh or scripts/instructor.sh) in ``tree``.
+
+    ``with JupyterLab(tree, env, log_path) as lab:`` starts it on a free loopback port with a
+    token (and --allow-root where tests run as root: CI containers), waits until its API
+    answers, and on exit terminates the whole process group, kernels included.
     """
 
-    def __init__(self, root_dir: Path, env: dict[str, str], log_path: Path, start_timeout: float = 90):
-        self.root_dir = Path(root_dir)
+    def __init__(self, tree: Path, env: dict[str, str], log_path: Path, script: str = "scripts/lab.sh",
+                 start_timeout: float = 120):
+        self.tree = Path(tree)
         self.env = env
         self.log_path = Path(log_path)
+        self.script = script
         self.start_timeout = start_timeout
         self.token = secrets.token_hex(16)
         self.port = free_loopback_port()
@@ -157,6 +269,10 @@ class JupyterLab:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def url(self, path: str) -> str:
         """Address of ``path`` (e.g. "lab/tree/x.ipynb") with the login token."""
@@ -175,8 +291,17 @@ class JupyterLab:
         except urllib.error.HTTPError as error:
             return error.code
 
-    def wait_for_one_connected_idle_kernel(self, timeout: float = 90) -> dict:
-        """Wait until the server runs exactly one kernel, idle, with a browser connected to it.
+    def kernels(self) -> list[dict]:
+        """The server's kernels (retrying while the server cannot list one it is starting)."""
+        for _ in range(40):
+            try:
+                return self.api("kernels")
+            except urllib.error.HTTPError:
+                time.sleep(0.25)
+        return self.api("kernels")
+
+    def wait_for_kernels(self, count: int, timeout: float = 90, connected: bool = True) -> list[dict]:
+        """Wait until the server runs exactly ``count`` kernels, all idle (and connected to a page).
 
         JupyterLab may start a kernel and replace it a moment later when it opens a notebook;
         code sent before the replacement is lost, so a test must wait for the survivor.
@@ -184,37 +309,26 @@ class JupyterLab:
         deadline = time.monotonic() + timeout
         kernels: list = []
         while time.monotonic() < deadline:
-            try:
-                kernels = self.api("kernels")
-            except urllib.error.HTTPError as error:
-                # The server can fail to list a kernel it is still starting (HTTP 500): retry.
-                kernels = [f"HTTP {error.code}"]
-                time.sleep(0.25)
-                continue
-            if (
-                len(kernels) == 1
-                and kernels[0]["execution_state"] == "idle"
-                and kernels[0].get("connections", 0) >= 1
+            kernels = self.kernels()
+            if len(kernels) == count and all(
+                k["execution_state"] == "idle" and (not connected or k.get("connections", 0) >= 1)
+                for k in kernels
             ):
-                return kernels[0]
+                return kernels
             time.sleep(0.25)
-        raise TimeoutError(f"no single connected idle kernel after {timeout:.0f} s: {kernels}")
+        raise TimeoutError(f"not {count} idle kernel(s) after {timeout:.0f} s: {kernels}")
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def __enter__(self) -> "JupyterLab":
         self._log = open(self.log_path, "w")
-        command = [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser",
-            f"--ServerApp.token={self.token}", f"--port={self.port}", "--ServerApp.port_retries=0",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={self.root_dir}",
-            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ]
+        command = ["bash", self.script, "--no-browser", f"--ServerApp.token={self.token}",
+                   f"--port={self.port}", "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command.append("--allow-root")  # CI containers run as root
         self.process = subprocess.Popen(
-            command, cwd=self.root_dir, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            command, cwd=self.tree, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
@@ -272,9 +386,18 @@ class JupyterLab:
         self.stop()
 
 
+def launch_chromium(playwright, chromium: str, profile: Path):
+    """A headless Chromium (Debian's) with a fresh profile, 1400 x 1000."""
+    return playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=chromium, args=CHROMIUM_ARGS, headless=True,
+        viewport={"width": 1400, "height": 1000},
+    )
+
+
 # --- JupyterLab DOM -------------------------------------------------------------------------
 
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
 
 
 def wait_for_notebook(page, timeout_ms: float = 90_000) -> None:
@@ -319,30 +442,49 @@ def wait_for_all_cells_run(page, timeout_ms: float) -> None:
     """Wait until Run All has finished: the kernel is idle, no cell is queued or running, and
     every code cell has an execution count or some cell shows an error (Run All stops there)."""
     page.wait_for_function(
-        """(sel) => {
+        """([sel, stderr]) => {
             const prompts = Array.from(
                 document.querySelectorAll(sel + ' .jp-CodeCell .jp-InputPrompt'))
                 .map(p => p.textContent);
             const ind = document.querySelector(sel + ' .jp-Notebook-ExecutionIndicator');
             if (ind === null || ind.getAttribute('data-status') !== 'idle') return false;
             if (prompts.length === 0 || prompts.some(p => p.includes('*'))) return false;
-            const errors = document.querySelectorAll(
-                sel + ' .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
-            const failed = Array.from(errors).some(e => /Error|Traceback/.test(e.innerText));
+            const errors = document.querySelectorAll(sel + ' ' + stderr);
+            const failed = Array.from(errors).some(e => /Error|Traceback/.test(e.textContent));
             return failed || prompts.every(p => /\\[\\d+\\]/.test(p));
         }""",
-        arg=NOTEBOOK,
+        arg=[NOTEBOOK, STDERR],
         timeout=timeout_ms,
+    )
+
+
+def code_cells(page) -> list[dict]:
+    """Each code cell of the open notebook, in order: prompt, error and stderr texts, and its
+    rendered images and widgets."""
+    return page.evaluate(
+        """([sel, stderr]) => Array.from(document.querySelectorAll(sel + ' .jp-CodeCell')).map(cell => {
+            const outputs = Array.from(cell.querySelectorAll(stderr));
+            return {
+                prompt: (cell.querySelector('.jp-InputPrompt') || {textContent: ''}).textContent.trim(),
+                stderr: outputs.map(o => o.textContent),
+                images: Array.from(cell.querySelectorAll('.jp-OutputArea img'))
+                    .filter(i => i.complete && i.naturalWidth > 0).length,
+                widgets: cell.querySelectorAll('.jp-OutputArea .jupyter-widgets.widget-container, '
+                    + '.jp-OutputArea .jupyter-widgets.widget-inline-hbox').length,
+                widget_errors: Array.from(cell.querySelectorAll('.jp-OutputArea .jupyter-widgets'))
+                    .filter(w => /Error|Loading widget/.test(w.textContent)).length,
+            };
+        })""",
+        [NOTEBOOK, STDERR],
     )
 
 
 def error_outputs(page) -> list[str]:
     """Text of every error output (tracebacks) in the notebook."""
     return page.evaluate(
-        """(sel) => Array.from(document.querySelectorAll(
-                sel + ' .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
-                .map(el => el.innerText).filter(t => /Error|Traceback/.test(t))""",
-        NOTEBOOK,
+        """([sel, stderr]) => Array.from(document.querySelectorAll(sel + ' ' + stderr))
+                .map(el => el.textContent).filter(t => /Error|Traceback/.test(t))""",
+        [NOTEBOOK, STDERR],
     )
 
 
@@ -350,3 +492,122 @@ def click_menu(page, menu: str, item: str) -> None:
     """Open a main-menu ``menu`` (e.g. "Run") and click its ``item`` (e.g. "Run All Cells")."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(menu)}$")).first.click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).first.click()
+
+
+def menu_titles(page) -> list[str]:
+    return [t.strip() for t in page.locator(".lm-MenuBar-itemLabel").all_inner_texts()]
+
+
+def sidebar_titles(page) -> list[str]:
+    """Titles of the tabs of the left and right side bars."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('.jp-SideBar .lm-TabBar-tab'))
+                .map(t => (t.getAttribute('title') || '') + ' ' + t.textContent)"""
+    )
+
+
+def open_from_file_browser(page, folder: str, name: str) -> None:
+    """Open ``folder/name`` by double-clicking it in the file browser, as learners do."""
+    if not page.locator("#filebrowser").is_visible():
+        page.locator('.jp-SideBar .lm-TabBar-tab[data-id="filebrowser"]').click()
+    page.locator("#filebrowser .jp-BreadCrumbs-home").click()
+    for entry in (folder, name):
+        item = page.locator("#filebrowser .jp-DirListing-item").filter(
+            has=page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(entry)}$"))
+        )
+        item.first.dblclick()
+
+
+def close_notebook_tab(page) -> None:
+    """Close the current notebook's tab as learners do (File > Close Tab), discarding changes."""
+    click_menu(page, "File", "Close Tab")
+    dialog = page.locator(".jp-Dialog")
+    try:
+        dialog.wait_for(state="visible", timeout=3_000)
+    except Exception:  # noqa: BLE001 - no unsaved changes: no dialog
+        return
+    page.locator(".jp-Dialog button", has_text=re.compile("^(Discard|Don't Save)$")).first.click()
+    dialog.wait_for(state="detached", timeout=10_000)
+
+
+def press_validate(page, timeout_ms: float = 300_000) -> str:
+    """Press nbgrader's Validate button and return the text of the dialog it opens (then close it)."""
+    page.locator(f"{NOTEBOOK} .validate-button").first.click()
+    dialog = page.locator(
+        ".jp-Dialog .validation-success, .jp-Dialog .validation-failed, "
+        ".jp-Dialog :text('There was an error'), .jp-Dialog .validation-changed"
+    ).first
+    dialog.wait_for(state="visible", timeout=timeout_ms)
+    text = page.locator(".jp-Dialog").first.inner_text()
+    return text
+
+
+def dismiss_dialog(page) -> None:
+    page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept, .jp-Dialog .jp-Dialog-button").last.click()
+    page.locator(".jp-Dialog").wait_for(state="detached", timeout=10_000)
+
+
+# --- one lesson, as a learner goes through it ---------------------------------------------------
+
+def code_cell_sources(notebook_path: Path) -> list[tuple[str, dict]]:
+    """(source, nbgrader metadata) of each code cell, in order."""
+    nb = nbformat.read(notebook_path, as_version=4)
+    return [(c.source, c.metadata.get("nbgrader", {})) for c in nb.cells if c.cell_type == "code"]
+
+
+def uses_keras(notebook_path: Path) -> bool:
+    """Whether a lesson's code uses Keras (only such lessons may import TensorFlow)."""
+    return any(re.search(r"\bkeras\b|idivkit\.train", source) for source, _ in code_cell_sources(notebook_path))
+
+
+class LessonRun:
+    """Drives one notebook in the page: open, Run All, Validate, close; times each step and
+    marks the memory watch with the step's name."""
+
+    def __init__(self, page, lab: JupyterLab, watch: MemoryWatch | None = None):
+        self.page, self.lab, self.watch = page, lab, watch
+        self.times: dict[str, float] = {}
+
+    def _mark(self, name: str) -> None:
+        if self.watch is not None:
+            self.watch.mark(name)
+
+    def open(self, folder: str, lesson: str, *, from_url: bool = False) -> list[dict]:
+        self._mark(f"{folder}/{lesson} open")
+        start = time.monotonic()
+        if from_url:
+            self.page.goto(self.lab.url(f"lab/tree/{folder}/{lesson}.ipynb"), wait_until="domcontentloaded")
+        else:
+            open_from_file_browser(self.page, folder, f"{lesson}.ipynb")
+        wait_for_notebook(self.page, timeout_ms=120_000)
+        kernels = self.lab.wait_for_kernels(1, timeout=120)
+        self.times[f"{folder}/{lesson} open"] = time.monotonic() - start
+        return kernels
+
+    def run_all(self, folder: str, lesson: str) -> list[dict]:
+        self._mark(f"{folder}/{lesson} run all")
+        start = time.monotonic()
+        wait_for_kernel_idle(self.page, timeout_ms=60_000)
+        click_menu(self.page, "Run", "Run All Cells")
+        wait_for_all_cells_run(self.page, timeout_ms=300_000)
+        self.times[f"{folder}/{lesson} run all"] = time.monotonic() - start
+        return code_cells(self.page)
+
+    def validate(self, folder: str, lesson: str) -> str:
+        self._mark(f"{folder}/{lesson} validate")
+        start = time.monotonic()
+        text = press_validate(self.page)
+        self.times[f"{folder}/{lesson} validate"] = time.monotonic() - start
+        return text
+
+    def close(self, folder: str, lesson: str) -> list[dict]:
+        """Close the tab; returns the kernels left a moment later (learner settings: none)."""
+        dismiss_dialog(self.page) if self.page.locator(".jp-Dialog").count() else None
+        self._mark(f"{folder}/{lesson} closed")
+        close_notebook_tab(self.page)
+        deadline = time.monotonic() + 15
+        kernels = self.lab.kernels()
+        while kernels and time.monotonic() < deadline:
+            time.sleep(0.25)
+            kernels = self.lab.kernels()
+        return kernels

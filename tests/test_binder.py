@@ -8,14 +8,19 @@ installed in the virtualenv the tests run in.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from binder_support import (
     BINDER,
@@ -31,6 +36,8 @@ from browser_support import learner_environment
 REQUIREMENTS = BINDER / "requirements.txt"
 CONSTRAINTS = BINDER / "constraints.txt"
 POSTBUILD = BINDER / "postBuild"
+START = BINDER / "start"
+BUILD_REQUIREMENTS = BINDER / "build-requirements.txt"
 DEV_REQUIREMENTS = ROOT / "requirements-dev.txt"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -92,31 +99,120 @@ def test_repo2docker_runs_postbuild_after_the_requirements(repo2docker_render):
     assert install < postbuild[0]
 
 
-def test_postbuild_stops_on_errors_and_installs_the_project_without_dependencies():
+def test_repo2docker_starts_learners_through_binder_start(repo2docker_render):
+    """binder/start (the learner settings, jupyter/learner/) wraps every container start."""
+    dockerfile, _ = repo2docker_render
+    assert re.search(r'^ENV R2D_ENTRYPOINT="?\$\{REPO_DIR\}/binder/start"?$', dockerfile, re.M), (
+        "repo2docker does not run binder/start when the container starts"
+    )
+    assert START.stat().st_mode & stat.S_IXUSR, "binder/start is not executable"
+    assert START.read_text().rstrip().endswith('exec "$@"')
+
+
+def test_postbuild_stops_on_errors_and_installs_only_pinned_packages():
     text = POSTBUILD.read_text()
     lines = [line for line in text.splitlines() if line.strip()]
     assert lines[0].startswith("#!") and "bash" in lines[0], f"postBuild needs a bash shebang: {lines[0]!r}"
-    commands = [line for line in lines[1:] if not line.lstrip().startswith("#")]
-    assert commands[0].strip() == "set -e", f"postBuild's first command must be 'set -e', not {commands[0]!r}"
+    commands = [line.strip() for line in lines[1:] if not line.lstrip().startswith("#")]
+    assert commands[0] in ("set -e", "set -euo pipefail"), f"postBuild's first command must stop on errors: {commands[0]!r}"
     assert POSTBUILD.stat().st_mode & stat.S_IXUSR, "binder/postBuild is not executable"
-    # Dependencies come only from binder/requirements.txt (the lock): the project adds none.
-    assert re.search(r"^python -m pip install (--\S+ )*--no-deps( --\S+)* -e \.$", text, re.M), text
     result = subprocess.run(["bash", "-n", str(POSTBUILD)], capture_output=True, text=True)
     assert result.returncode == 0, f"postBuild has a bash syntax error: {result.stderr}"
+    # Every pip line installs exact pins from a file in binder/, or the project with no
+    # dependencies and no build isolation (which would fetch an unpinned build backend).
+    pip_lines = [c for c in commands if re.match(r"python -m pip install\b", c)]
+    assert pip_lines, "postBuild does not install the project"
+    for line in pip_lines:
+        requirement_file = re.fullmatch(r"python -m pip install (?:--\S+ )*-r (binder/\S+\.txt)", line)
+        if requirement_file:
+            exact_pins(ROOT / requirement_file.group(1))  # raises on anything but name==version
+            continue
+        assert re.fullmatch(r"python -m pip install (--\S+ )*-e \.", line), line
+        assert "--no-deps" in line and "--no-build-isolation" in line, (
+            f"{line!r}: with build isolation pip downloads an unpinned build backend"
+        )
+    build_pins = exact_pins(BUILD_REQUIREMENTS)
+    backend = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    for text_requirement in backend:
+        requirement = Requirement(text_requirement)
+        pinned = build_pins.get(canonicalize_name(requirement.name))
+        assert pinned and requirement.specifier.contains(pinned), (
+            f"pyproject.toml's build requirement {requirement} is not pinned in {BUILD_REQUIREMENTS.name} "
+            f"({build_pins})"
+        )
+    # The learner settings live in jupyter/learner/ (binder/start): postBuild writes no config.
+    for forbidden in ("jupyter --config-dir", "labextension disable", "server extension disable", "<<"):
+        assert forbidden not in text, f"postBuild still writes Jupyter configuration ({forbidden!r})"
+
+
+def postbuild_without_pip() -> str:
+    """binder/postBuild with its pip lines left out (they would install into the tests' venv)."""
+    text = POSTBUILD.read_text()
+    return re.sub(r"^python -m pip install .*$", ": pip line skipped here", text, flags=re.M)
+
+
+@pytest.fixture(scope="module")
+def built_image(tmp_path_factory) -> tuple[Path, dict[str, str], subprocess.CompletedProcess]:
+    """A copy of the repository where binder/postBuild ran (less its pip lines), as in the image.
+
+    HOME is fresh, with MNIST in its Keras cache as the download leaves it (tests/test_data.py
+    tests the download itself); the virtualenv's python is the image's python.
+    """
+    base = tmp_path_factory.mktemp("image")
+    tree = base / "repo"
+    tree.mkdir()
+    ignore = shutil.ignore_patterns("gradebook.db", "release", "submitted", "autograded", "feedback",
+                                    ".nbgrader.log", ".ipynb_checkpoints", "__pycache__")
+    for folder in ("binder", "jupyter", "course", "lessons", "scripts"):
+        shutil.copytree(ROOT / folder, tree / folder, ignore=ignore)
+    env = learner_environment(base / "home")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(["bash", "-c", postbuild_without_pip()], cwd=tree, env=env,
+                            capture_output=True, text=True, timeout=300)
+    return tree, env, result
+
+
+@pytest.mark.slow
+def test_postbuild_leaves_no_solutions_and_checks_the_learner_settings(built_image):
+    tree, env, result = built_image
+    assert result.returncode == 0, f"postBuild failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    assert not (tree / "course" / "source").exists(), "the image carries the instructor notebooks"
+    assert (tree / "course" / "nbgrader_config.py").is_file(), "Validate needs course/nbgrader_config.py"
+    lessons = sorted(p.name for p in (tree / "lessons").glob("*.ipynb"))
+    assert lessons == sorted(p.name for p in (ROOT / "lessons").glob("*.ipynb")) and lessons
+    # binder/check_learner_config.py ran and said what learners get.
+    assert "learner settings: nbgrader's Validate button with the course's settings" in result.stdout, result.stdout
+    # python -m idivkit.data found MNIST where lesson 00 will read it.
+    assert str((Path(env["HOME"]) / ".keras" / "datasets" / "mnist.npz").resolve()) in result.stdout
+    assert result.stderr == "", result.stderr
+    # Nothing was written into the user's Jupyter configuration.
+    assert not (Path(env["HOME"]) / ".jupyter").exists()
+
+
+@pytest.mark.slow
+def test_the_settings_check_fails_without_binder_start(tmp_path):
+    """binder/check_learner_config.py is a real check: outside binder/start it fails."""
+    env = learner_environment(tmp_path)
+    result = subprocess.run([sys.executable, str(BINDER / "check_learner_config.py")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "not on Jupyter's config path" in result.stderr, result
 
 
 @pytest.fixture(scope="module")
 def learner_env(tmp_path_factory) -> dict[str, str]:
-    """Environment of a fresh Jupyter config where binder/postBuild ran (user level, no pip).
-
-    Building it fails when postBuild's own check of its outcome fails.
-    """
-    return learner_environment(tmp_path_factory.mktemp("learner") / "jupyter")
+    """A learner's environment, as binder/start leaves it (jupyter/learner/ on the config path)."""
+    env = learner_environment(tmp_path_factory.mktemp("learner"))
+    result = subprocess.run([str(START), "bash", "-c", "echo $JUPYTER_CONFIG_PATH"], env=env,
+                            capture_output=True, text=True, timeout=30)
+    env["JUPYTER_CONFIG_PATH"] = result.stdout.strip()
+    assert env["JUPYTER_CONFIG_PATH"] == str(ROOT / "jupyter" / "learner"), result
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
 
 
 @pytest.mark.slow
-def test_postbuild_leaves_learners_validate_and_switches_off_instructor_tools(learner_env):
-    """Read, with Jupyter's own listing commands, what postBuild's switches left enabled."""
+def test_learners_get_validate_and_no_instructor_tools(learner_env):
+    """Read, with Jupyter's own listing commands, what jupyter/learner/ leaves enabled."""
     env = learner_env
     jupyter = [sys.executable, "-m", "jupyter"]
     labextensions = subprocess.run(
@@ -130,45 +226,24 @@ def test_postbuild_leaves_learners_validate_and_switches_off_instructor_tools(le
         assert f"@jupyter/nbgrader:{plugin}" in disabled_section[1], lab_text
     assert "@jupyter/nbgrader:validate-assignment" not in disabled_section[1]
 
-    server = subprocess.run(
-        jupyter + ["server", "extension", "list"], env=env, capture_output=True, text=True, timeout=120
-    )
-    server_text = ANSI.sub("", server.stdout + server.stderr)
-    user_section = server_text.split(f"Config dir: {env['JUPYTER_CONFIG_DIR']}", 1)[1].split("Config dir:", 1)[0]
+    # The server extensions jupyter-server enables, from every config folder it reads.
+    # (`jupyter server extension list` does not show $JUPYTER_CONFIG_PATH's folders.)
+    server = subprocess.run([sys.executable, "-c", SERVER_EXTENSIONS], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert server.returncode == 0, server.stderr
+    enabled = json.loads(server.stdout.strip().splitlines()[-1])
     for extension in ("formgrader", "assignment_list", "course_list"):
-        assert re.search(rf"nbgrader\.server_extensions\.{extension} disabled", user_section), server_text
-    assert re.search(r"nbgrader\.server_extensions\.validate_assignment enabled", user_section), server_text
+        assert enabled.get(f"nbgrader.server_extensions.{extension}") is False, enabled
+    assert enabled.get("nbgrader.server_extensions.validate_assignment") is True, enabled
 
 
-VALIDATE_CONFIG = """
-import json, os
-from jupyter_core.paths import jupyter_config_path
-from nbgrader.apps import NbGrader
-paths = jupyter_config_path()
-paths.insert(0, os.getcwd())
-app = NbGrader()
-app.config_file_paths.append(paths)
-app.load_config_file()
-print(json.dumps(dict(app.config.Execute)))
+SERVER_EXTENSIONS = """
+import json
+from jupyter_server.extension.config import ExtensionConfigManager
+from jupyter_server.serverapp import ServerApp
+paths = ServerApp().config_file_paths
+print(json.dumps(ExtensionConfigManager(read_config_path=paths).get_jpserver_extensions()))
 """
-
-
-@pytest.mark.slow
-def test_postbuild_gives_validate_the_course_settings(learner_env, tmp_path):
-    """Validate, run from a folder without nbgrader_config.py (lessons/), gets course/'s settings."""
-    from traitlets.config import PyFileConfigLoader
-
-    env = learner_env
-    folder = tmp_path / "lessons"
-    folder.mkdir()
-    # The loading steps of nbgrader's validate_assignment server handler.
-    result = subprocess.run(
-        [sys.executable, "-c", VALIDATE_CONFIG], cwd=folder, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    course = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT / "course")).load_config()
-    assert dict(course.Execute), "course/nbgrader_config.py sets no Execute options: nothing to compare"
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == dict(course.Execute)
 
 
 def test_requirements_txt_pins_exactly_and_includes_the_lock():
@@ -238,3 +313,12 @@ def test_setup_script_installs_through_binder_requirements():
     assert "requirements=binder/requirements.txt" in setup
     assert "requirements=requirements-dev.txt" in setup
     assert re.search(r'pip install [^\n]*-r "\$requirements"', setup), setup
+
+
+def test_local_learners_start_jupyterlab_through_binder_start():
+    """scripts/lab.sh and Binder share one settings source: binder/start and jupyter/learner/."""
+    lab = (ROOT / "scripts" / "lab.sh").read_text()
+    assert re.search(r"^exec binder/start \.venv/bin/jupyter lab \"\$@\"$", lab, re.M), lab
+    settings = json.loads((ROOT / "jupyter" / "learner" / "jupyter_server_config.json").read_text())
+    assert settings["LabApp"]["default_url"] == "/lab/tree/lessons/00_welcome.ipynb"
+    assert (ROOT / settings["LabApp"]["default_url"].removeprefix("/lab/tree/")).is_file()

@@ -1,17 +1,29 @@
-"""Lesson 02 in a real JupyterLab driven by headless Chromium, configured as Binder serves it.
+"""The whole course in a real JupyterLab driven by headless Chromium, the way learners meet it.
 
-Opens the instructor version of lesson 02, runs all cells, moves the beta slider and checks the
-figure redraws, then presses nbgrader's Validate button and reads the dialog. Screenshots of each
-step go to test-artifacts/browser/. Skipped only where no Chromium binary can be found.
+A learner's copy of the course (tests/browser_support.py: lessons/, no course/source, MNIST where
+Binder's postBuild leaves it) is served by ``scripts/lab.sh`` (the settings Binder uses), with none
+of the test suite's environment variables. In one JupyterLab session, for every lesson that exists,
+in order:
+
+* untouched student version, opened from the file browser: Run All stops at the first exercise
+  with its NotImplementedError; Validate fails and shows the failing test cell; closing the tab
+  shuts its kernel down;
+* the same lesson with the solutions pasted in: Run All gives no error and no stderr output at
+  all, every figure and widget renders, Validate says Success; closing the tab shuts the kernel down.
+
+Also: lesson 00 is what opens first (no Launcher, no news prompt), no instructor tool is visible,
+only lessons that use Keras import TensorFlow, lesson 02's slider redraws its figure and its data
+dropdown follows the arrow keys, and the memory (PSS) of JupyterLab and all its kernels stays
+under 1.5 GB for the whole course. A screenshot of each step goes to test-artifacts/browser/.
+``scripts/instructor.sh`` is checked separately: the instructor tools are there.
+Skipped only where no Chromium binary can be found.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -19,39 +31,33 @@ import pytest
 
 from browser_support import (
     ARTIFACTS,
-    CHROMIUM_ARGS,
+    INSTRUCTOR_PLUGINS,
     NOTEBOOK,
     ROOT,
     JupyterLab,
-    click_menu,
-    code_cell_prompts,
-    error_outputs,
+    LessonRun,
+    MemoryWatch,
+    code_cell_sources,
     find_chromium,
-    kernel_status,
+    instructor_tree,
+    launch_chromium,
     learner_environment,
-    wait_for_all_cells_run,
+    learner_tree,
+    lesson_names,
+    menu_titles,
+    press_validate,
+    sidebar_titles,
+    uses_keras,
     wait_for_kernel_idle,
-    wait_for_notebook,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
-# IDIVKIT_BROWSER_LESSON points the test at another notebook (only to develop the harness).
-LESSON = Path(
-    os.environ.get(
-        "IDIVKIT_BROWSER_LESSON",
-        ROOT / "course" / "source" / "02_beta_divergence" / "02_beta_divergence.ipynb",
-    )
-)
-# What binder/postBuild switches off for learners (the Validate button stays).
-LEARNER_DISABLED_PLUGINS = {
-    "@jupyter/nbgrader:formgrader",
-    "@jupyter/nbgrader:create-assignment",
-    "@jupyter/nbgrader:assignment-list",
-    "@jupyter/nbgrader:course-list",
-    "@jupyter/nbgrader:menu",
-}
+LESSONS = lesson_names()
+MEMORY_LIMIT_MB = 1500.0  # 1.5 GB, under Binder's 2 GB
 VALIDATE_SUCCESS = "Success! Your notebook passes all the tests."
+FIGURE_CALL = re.compile(r"plt\.show\(\)|\bplot_\w+\(")
+WIDGET_CALL = re.compile(r"display\(widgets\.|\bwidgets\.interact")
 
 
 @pytest.fixture(scope="module")
@@ -65,27 +71,13 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def artifacts() -> Path:
     """test-artifacts/browser/, emptied of the previous run's screenshots."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):  # this run's screenshots only
+    for old in ARTIFACTS.glob("*.png"):
         old.unlink()
     return ARTIFACTS
-
-
-@pytest.fixture
-def lab(tmp_path, artifacts):
-    """JupyterLab, configured as on Binder, over a copy of lesson 02's folder."""
-    assert LESSON.is_file(), f"lesson notebook {LESSON} is missing"
-    root = tmp_path / "course"
-    root.mkdir()
-    shutil.copytree(LESSON.parent, root / LESSON.parent.name)
-    # No nbgrader_config.py in the server's folder, as on Binder: binder/postBuild's user-level
-    # nbgrader_config.py gives Validate the course's settings.
-    env = learner_environment(tmp_path / "jupyter")
-    with JupyterLab(root, env, log_path=artifacts / "jupyterlab.log") as server:
-        yield server
 
 
 class Steps:
@@ -94,12 +86,11 @@ class Steps:
     def __init__(self, page, folder: Path, lab: JupyterLab):
         self.page, self.folder, self.lab = page, folder, lab
         self.number = 0
-        self.times: dict[str, float] = {}
 
     def shot(self, name: str) -> Path:
-        """Screenshot once the page is painted: two consecutive captures agree (10 s at most)."""
+        """Screenshot once the page is painted: two consecutive captures agree (5 s at most)."""
         path = self.folder / f"{self.number:02d}_{name}.png"
-        previous, deadline = None, time.monotonic() + 10
+        previous, deadline = None, time.monotonic() + 5
         while True:
             self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             capture = self.page.screenshot()
@@ -110,166 +101,237 @@ class Steps:
         return path
 
     @contextlib.contextmanager
-    def step(self, name: str):
+    def step(self, name: str, shot: bool = True):
         self.number += 1
-        start = time.monotonic()
         try:
             yield
         except Exception as error:
             path = self.folder / f"{self.number:02d}_{name}_FAILED.png"
             with contextlib.suppress(Exception):
-                self.page.screenshot(path=str(path), full_page=False)
+                self.page.screenshot(path=str(path))
             raise AssertionError(
                 f"step {self.number} '{name}' failed: {error}\n"
                 f"screenshot: {path}\nJupyterLab log: {self.lab.log_path}"
             ) from error
-        self.times[name] = time.monotonic() - start
-        self.shot(name)
+        if shot:
+            self.shot(name)
 
 
-def notebook_images(page) -> list[str]:
-    """The src of every image in the notebook's outputs (widget outputs included)."""
-    return page.evaluate(
-        "(sel) => Array.from(document.querySelectorAll(sel + ' .jp-OutputArea img')).map(i => i.src)",
-        NOTEBOOK,
+def check_no_instructor_tools(page, lab: JupyterLab) -> None:
+    page_config = page.evaluate("() => JSON.parse(document.getElementById('jupyter-config-data').textContent)")
+    disabled = set(page_config.get("disabledExtensions", []))
+    locked = set(page_config.get("lockedExtensions", []))
+    assert INSTRUCTOR_PLUGINS <= disabled & locked, f"learner switches not in effect: {disabled=}, {locked=}"
+    assert "Nbgrader" not in menu_titles(page), f"learners see the Nbgrader menu: {menu_titles(page)}"
+    tabs = " | ".join(sidebar_titles(page))
+    for tool in ("Create Assignment", "Assignments", "Courses", "Formgrader"):
+        assert tool not in tabs, f"learners see {tool!r} in a side bar: {tabs}"
+    assert lab.http_status("formgrader") == 404, "the formgrader server extension is on"
+    assert lab.http_status("assignments") == 404, "the assignment list server extension is on"
+    assert page.locator(f"{NOTEBOOK} .validate-button").count() == 1, "no Validate button in the toolbar"
+
+
+def first_exercise(cells: list[tuple[str, dict]]) -> tuple[int, int]:
+    """Code-cell indices of the first solution cell and the first test cell after it."""
+    solution = next(i for i, (_, meta) in enumerate(cells) if meta.get("solution"))
+    test = next(i for i, (_, meta) in enumerate(cells) if meta.get("grade") and i > solution)
+    return solution, test
+
+
+def check_untouched_run(lesson: str, shown: list[dict], sources: list[tuple[str, dict]]) -> None:
+    solution, test = first_exercise(sources)
+    failed = [i for i, cell in enumerate(shown) if cell["stderr"]]
+    assert len(failed) == 1 and failed[0] in (solution, test), (
+        f"{lesson}: expected one error, at the first exercise (code cell {solution} or {test}); "
+        f"stderr in code cells {failed}: {[shown[i]['stderr'] for i in failed]}"
+    )
+    assert "NotImplementedError" in shown[failed[0]]["stderr"][-1], shown[failed[0]]["stderr"]
+    ran = [bool(re.fullmatch(r"\[\d+\]:", cell["prompt"])) for cell in shown]
+    assert all(ran[: failed[0] + 1]) and not any(ran[failed[0] + 1:]), (
+        f"{lesson}: Run All should run every cell up to the first exercise and stop: "
+        f"{[cell['prompt'] for cell in shown]}"
     )
 
 
-def notebook_output_text(page) -> str:
-    """The visible text of every output area in the notebook."""
-    return page.evaluate(
-        "(sel) => Array.from(document.querySelectorAll(sel + ' .jp-OutputArea'))"
-        ".map(a => a.innerText).join('\\n')",
-        NOTEBOOK,
+def check_solved_run(lesson: str, shown: list[dict], sources: list[tuple[str, dict]]) -> None:
+    assert len(shown) == len(sources), (len(shown), len(sources))
+    stderr = {i: cell["stderr"] for i, cell in enumerate(shown) if cell["stderr"]}
+    assert not stderr, f"{lesson} solved: stderr output (errors or warnings) in code cells: {stderr}"
+    prompts = [cell["prompt"] for cell in shown]
+    assert all(re.fullmatch(r"\[\d+\]:", p) for p in prompts), f"{lesson}: not every cell ran: {prompts}"
+    for i, ((source, _), cell) in enumerate(zip(sources, shown)):
+        if FIGURE_CALL.search(source):
+            assert cell["images"] >= 1, f"{lesson}: code cell {i} draws a figure but none rendered"
+        if WIDGET_CALL.search(source):
+            assert cell["widgets"] >= 1 and cell["widget_errors"] == 0, (
+                f"{lesson}: code cell {i} displays widgets: {cell['widgets']} rendered, "
+                f"{cell['widget_errors']} failed"
+            )
+
+
+def check_lesson_02_widgets(page, artifacts: Path) -> str:
+    """Move the beta slider (the figure redraws) and the data dropdown with the arrow keys."""
+    slider = page.locator(f"{NOTEBOOK} .idivkit-beta-slider")
+    assert slider.count() == 1, "lesson 02 has no beta slider"
+    slider.scroll_into_view_if_needed()
+    readout = slider.locator(".widget-readout")
+    before = readout.text_content().strip()
+    images = page.evaluate("(sel) => Array.from(document.querySelectorAll(sel + ' .idivkit-beta-plot img')).map(i => i.src)",
+                           NOTEBOOK)
+    assert images, "no figure under the slider"
+    slider.locator(".noUi-handle").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("([el, b]) => el.textContent.trim() !== b", arg=[readout.element_handle(), before])
+    after = readout.text_content().strip()
+    assert float(after) > float(before), (before, after)
+    new_src = page.wait_for_function(
+        """([sel, before, caption]) => {
+            const plot = document.querySelector(sel + ' .idivkit-beta-plot');
+            const img = plot && Array.from(plot.querySelectorAll('img')).find(i => !before.includes(i.src));
+            return img && img.complete && img.naturalWidth > 0 && plot.textContent.includes(caption)
+                ? img.src : null;
+        }""",
+        arg=[NOTEBOOK, images, f"beta = {after}"], timeout=60_000,
+    ).json_value()
+    (artifacts / f"02_figure_beta_{after}.png").write_bytes(base64.b64decode(new_src.split(",", 1)[1]))
+    wait_for_kernel_idle(page, timeout_ms=60_000)
+
+    dropdown = page.locator(f"{NOTEBOOK} .idivkit-y-dropdown select")
+    dropdown.scroll_into_view_if_needed()
+    active_before = page.evaluate("(sel) => document.querySelector(sel + ' .jp-Cell.jp-mod-active')?.outerHTML.length",
+                                  NOTEBOOK)
+    value = dropdown.input_value()
+    dropdown.focus()
+    page.keyboard.press("ArrowDown")
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => document.activeElement.tagName") == "SELECT", (
+        "ArrowDown on the data dropdown moved the focus away (to the next cell)"
     )
+    moved = dropdown.input_value()
+    assert moved != value, f"ArrowDown did not change the data dropdown ({value} -> {moved})"
+    page.wait_for_function(
+        "([sel, caption]) => document.querySelector(sel + ' .idivkit-beta-plot').textContent.includes(caption)",
+        arg=[NOTEBOOK, f"y = {float(moved):.2f}"], timeout=60_000,
+    )
+    page.keyboard.press("ArrowUp")
+    page.wait_for_timeout(300)
+    assert dropdown.input_value() == value, "ArrowUp did not bring the data dropdown back"
+    assert active_before is not None
+    wait_for_kernel_idle(page, timeout_ms=60_000)
+    return f"slider {before} -> {after}, dropdown {value} -> {moved} -> {value}"
 
 
-def test_lesson_02_runs_slides_and_validates_in_jupyterlab(lab, chromium, artifacts, tmp_path):
+def test_every_lesson_as_learners_meet_it(tmp_path, chromium, artifacts):
     from playwright.sync_api import sync_playwright
 
-    lesson_path = f"{LESSON.parent.name}/{LESSON.name}"
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=chromium,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1400, "height": 1000},
-        )
+    assert LESSONS[:5] == ["00_welcome", "01_autoencoder", "02_beta_divergence", "03_i_divergence", "04_backprop"]
+    tree = learner_tree(tmp_path / "course", LESSONS)
+    env = learner_environment(tmp_path / "home")
+    start = time.monotonic()
+    notes: list[str] = []
+    with JupyterLab(tree, env, log_path=artifacts / "jupyterlab.log") as lab, sync_playwright() as playwright:
+        watch = MemoryWatch(lab.pid)
+        watch.start()
+        context = launch_chromium(playwright, chromium, tmp_path / "chromium-profile")
         try:
             page = context.new_page()
             page.set_default_timeout(60_000)
             steps = Steps(page, artifacts, lab)
+            run = LessonRun(page, lab, watch)
 
-            with steps.step("opened"):
-                page.goto(lab.url(f"lab/tree/{lesson_path}"), wait_until="domcontentloaded")
-                wait_for_notebook(page, timeout_ms=120_000)
-                kernel = lab.wait_for_one_connected_idle_kernel(timeout=120)
-                page_config = page.evaluate(
-                    "() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
-                )
-                disabled = set(page_config.get("disabledExtensions", []))
-                locked = set(page_config.get("lockedExtensions", []))
-                assert LEARNER_DISABLED_PLUGINS <= disabled & locked, (
-                    f"binder/postBuild's learner switches are not in effect: "
-                    f"disabled={disabled}, locked={locked}"
-                )
-                assert page.locator(f"{NOTEBOOK} .validate-button").count() == 1, (
-                    "nbgrader's Validate button is missing from the notebook toolbar"
-                )
-                menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
-                assert "Nbgrader" not in menus, f"learners see the Nbgrader menu: {menus}"
-                assert lab.http_status("formgrader") == 404, "the formgrader server extension is on"
+            with steps.step("landing"):
+                # What scripts/lab.sh opens (its default URL) and what the Binder badge opens.
+                page.goto(lab.url(""), wait_until="domcontentloaded")
+                page.wait_for_selector(f"{NOTEBOOK} .jp-Cell", timeout=120_000)
+                assert page.url.split("?")[0].endswith("/lab/tree/lessons/00_welcome.ipynb"), page.url
+                lab.wait_for_kernels(1, timeout=120)
+                page.wait_for_timeout(3_000)  # JupyterLab's news prompt comes a moment after start-up
+                tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tabLabel").all_inner_texts()
+                assert tabs == ["00_welcome.ipynb"], f"open tabs: {tabs} (expected lesson 00 alone)"
+                assert page.locator(".jp-Launcher").count() == 0, "the Launcher is open"
+                toasts = page.locator(".jp-Notification-Toast, .Toastify__toast").all_inner_texts()
+                assert not toasts, f"notifications on start-up: {toasts}"
+                check_no_instructor_tools(page, lab)
 
-            with steps.step("ran_all_cells"):
-                wait_for_kernel_idle(page, timeout_ms=60_000)
-                click_menu(page, "Run", "Run All Cells")
-                wait_for_all_cells_run(page, timeout_ms=240_000)
-                errors = error_outputs(page)
-                assert not errors, "cells raised errors:\n" + "\n---\n".join(e[-1500:] for e in errors)
-                prompts = code_cell_prompts(page)
-                assert prompts and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts), (
-                    f"not every code cell ran: {prompts}"
-                )
-
-            with steps.step("slider_moved"):
-                # The lesson tags its widgets with CSS classes for this test; a stand-in
-                # notebook may instead label its slider "beta".
-                slider = page.locator(f"{NOTEBOOK} .idivkit-beta-slider")
-                if slider.count() == 0:
-                    slider = page.locator(f"{NOTEBOOK} .widget-slider").filter(
-                        has=page.locator(".widget-label", has_text=re.compile("^(beta|β)$", re.I))
+            for index, lesson in enumerate(LESSONS):
+                student = ROOT / "lessons" / f"{lesson}.ipynb"
+                sources = code_cell_sources(student)
+                with steps.step(f"{lesson}_untouched_ran"):
+                    if index > 0:
+                        run.open("lessons", lesson)
+                    shown = run.run_all("lessons", lesson)
+                    check_untouched_run(lesson, shown, sources)
+                with steps.step(f"{lesson}_untouched_validated"):
+                    text = run.validate("lessons", lesson)
+                    test_cell = sources[first_exercise(sources)[1]][0]
+                    assert "failed" in text and VALIDATE_SUCCESS not in text, text[:2000]
+                    assert test_cell.splitlines()[0].strip() in text, (
+                        f"Validate does not show the first failing test cell:\n{text[:2000]}"
                     )
-                assert slider.count() == 1, (
-                    f"expected one beta slider, found {slider.count()} "
-                    f"(sliders on the page: {page.locator('.widget-slider').count()})"
-                )
-                slider.scroll_into_view_if_needed()
-                readout = slider.locator(".widget-readout")
-                before_value = readout.inner_text().strip()
-                before_images = notebook_images(page)
-                assert before_images, "no figure was drawn before moving the slider"
-                assert f"beta = {before_value}" in notebook_output_text(page), (
-                    f"no 'beta = {before_value}' caption under the figure before moving the slider"
-                )
-                handle = slider.locator(".noUi-handle").first
-                handle.focus()
-                handle.press("ArrowRight")
-                page.wait_for_function(
-                    "([el, before]) => el.textContent.trim() !== before",
-                    arg=[readout.element_handle(), before_value],
-                    timeout=30_000,
-                )
-                after_value = readout.inner_text().strip()
-                assert float(after_value) > float(before_value), (before_value, after_value)
-                # The figure is redrawn: a new image, captioned with the new beta.
-                page.wait_for_function(
-                    """([sel, before, caption]) => {
-                        const area = Array.from(document.querySelectorAll(sel + ' .jp-OutputArea'));
-                        const srcs = area.flatMap(a => Array.from(a.querySelectorAll('img')))
-                                         .map(i => i.src);
-                        const text = area.map(a => a.innerText).join('\\n');
-                        return srcs.some(s => !before.includes(s)) && text.includes(caption);
-                    }""",
-                    arg=[NOTEBOOK, before_images, f"beta = {after_value}"],
-                    timeout=60_000,
-                )
-                # Show the new figure, fully decoded, for the screenshot.
-                new_image = page.wait_for_function(
-                    """([sel, before]) => {
-                        const img = Array.from(document.querySelectorAll(sel + ' .jp-OutputArea img'))
-                                         .find(i => !before.includes(i.src));
-                        return img && img.complete && img.naturalWidth > 0 ? img : null;
-                    }""",
-                    arg=[NOTEBOOK, before_images],
-                    timeout=30_000,
-                ).as_element()
-                new_image.evaluate("img => img.scrollIntoView({block: 'center'})")
-                new_image.evaluate("img => img.decode()")  # decoded before the screenshot
-                assert new_image.evaluate("img => img.isConnected") and new_image.is_visible()
-                src = new_image.get_attribute("src")
-                assert src.startswith("data:image/png;base64,"), src[:60]
-                figure = base64.b64decode(src.split(",", 1)[1])
-                (artifacts / "03_figure_after_slider.png").write_bytes(figure)
-                box = new_image.bounding_box()
-                assert box and box["width"] > 100 and box["height"] > 100, f"figure too small: {box}"
-                wait_for_kernel_idle(page, timeout_ms=60_000)
-                steps.slider_values = (before_value, after_value)
+                with steps.step(f"{lesson}_untouched_closed", shot=False):
+                    left = run.close("lessons", lesson)
+                    assert left == [], f"closing {lesson}'s tab left its kernel running: {left}"
 
-            with steps.step("validated"):
-                page.locator(f"{NOTEBOOK} .validate-button").first.click()
-                dialog = page.locator(
-                    ".jp-Dialog .validation-success, .jp-Dialog .validation-failed, "
-                    ".jp-Dialog :text('There was an error')"
-                ).first
-                dialog.wait_for(state="visible", timeout=240_000)
-                text = page.locator(".jp-Dialog").first.inner_text()
-                assert VALIDATE_SUCCESS in text, f"Validate did not pass; dialog says:\n{text}"
+                with steps.step(f"{lesson}_solved_ran"):
+                    run.open("solved", lesson)
+                    check_no_instructor_tools(page, lab)
+                    shown = run.run_all("solved", lesson)
+                    check_solved_run(lesson, shown, sources)
+                if lesson == "02_beta_divergence":
+                    with steps.step(f"{lesson}_widgets_moved"):
+                        notes.append(check_lesson_02_widgets(page, artifacts))
+                with steps.step(f"{lesson}_solved_validated"):
+                    text = run.validate("solved", lesson)
+                    assert VALIDATE_SUCCESS in text, f"{lesson}: Validate did not pass:\n{text[:3000]}"
+                with steps.step(f"{lesson}_solved_closed", shot=False):
+                    left = run.close("solved", lesson)
+                    assert left == [], f"closing {lesson}'s tab left its kernel running: {left}"
+        finally:
+            context.close()
+            peak = watch.stop()
 
-            print(
-                f"\nslider {steps.slider_values[0]} -> {steps.slider_values[1]}; step times "
-                + ", ".join(f"{k} {v:.1f} s" for k, v in steps.times.items())
-                + f"; kernel {kernel_status(page)}; screenshots in {artifacts}"
-            )
+    # Only lessons whose code uses Keras may import TensorFlow (kernels checked by their memory maps).
+    tensorflow_phases = sorted({phase.split(" ")[0].split("/")[1] for phase in watch.tensorflow_phases})
+    keras_lessons = [lesson for lesson in LESSONS if uses_keras(ROOT / "lessons" / f"{lesson}.ipynb")]
+    assert set(tensorflow_phases) <= set(keras_lessons), (
+        f"TensorFlow was imported during {tensorflow_phases}; only {keras_lessons} use Keras"
+    )
+    worst = max(watch.phase_peaks, key=watch.phase_peaks.get)
+    print(
+        f"\n{len(LESSONS)} lessons in {time.monotonic() - start:.0f} s; peak PSS {peak:.0f} MB "
+        f"(at '{worst}'); TensorFlow in {tensorflow_phases or 'no lesson'}; {'; '.join(notes)}; "
+        f"screenshots in {artifacts}"
+    )
+    assert peak < MEMORY_LIMIT_MB, (
+        f"JupyterLab and its kernels took {peak:.0f} MB (PSS) at '{worst}', over {MEMORY_LIMIT_MB:.0f} MB; "
+        f"per step: {({k: round(v) for k, v in watch.phase_peaks.items()})}"
+    )
+
+
+def test_instructors_get_the_nbgrader_tools(tmp_path, chromium, artifacts):
+    """scripts/instructor.sh: the Nbgrader menu, Formgrader (with the course's settings), Validate."""
+    from playwright.sync_api import sync_playwright
+
+    tree = instructor_tree(tmp_path / "course")
+    env = learner_environment(tmp_path / "home")
+    with JupyterLab(tree, env, log_path=artifacts / "jupyterlab-instructor.log",
+                    script="scripts/instructor.sh") as lab, sync_playwright() as playwright:
+        context = launch_chromium(playwright, chromium, tmp_path / "chromium-profile")
+        try:
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(lab.url("lab"), wait_until="domcontentloaded")
+            page.wait_for_selector(".lm-MenuBar-itemLabel", timeout=120_000)
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('.lm-MenuBar-itemLabel'))"
+                ".some(m => m.textContent.trim() === 'Nbgrader')", timeout=60_000)
+            assert lab.http_status("formgrader") == 200, "Formgrader does not answer"
+            page.goto(lab.url("formgrader"), wait_until="domcontentloaded")
+            # Formgrader lists the course's lessons (it reads course/nbgrader_config.py).
+            try:
+                page.get_by_text("00_welcome", exact=True).first.wait_for(timeout=60_000)
+            except Exception as error:  # noqa: BLE001 - say what the page shows
+                raise AssertionError(f"Formgrader does not list the lessons:\n{page.locator('body').inner_text()[:1500]}") from error
+            page.screenshot(path=str(artifacts / "instructor_formgrader.png"))
         finally:
             context.close()
