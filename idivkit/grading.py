@@ -214,15 +214,19 @@ def assert_close(actual, expected, *, rtol: float, atol: float = 0.0,
         return
     bad = np.zeros(e.shape, dtype=bool)
     bad[finite] = bad_flat
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(np.abs(ef) > 0, error / np.abs(ef), np.inf)
-    max_rel = float(np.max(relative[bad_flat]))
-    max_abs = float(np.max(error[bad_flat]))
-    size_note = (f"max relative error {max_rel:.1e}" if np.isfinite(max_rel)
-                 else f"max absolute error {max_abs:.1e} (where zero is expected)")
-    if np.isfinite(max_rel):
-        size_note += f", max absolute error {max_abs:.1e}"
-    raise AssertionError(f"{what}: {size_note} at {_where(bad)}; tolerance rtol={rtol:g}, "
+    # Entries where zero is expected have no relative error: say how many of the wrong ones they are.
+    zero_expected = ef == 0
+    bad_nonzero, bad_zero = bad_flat & ~zero_expected, bad_flat & zero_expected
+    notes = []
+    if np.any(bad_nonzero):
+        max_rel = float(np.max(error[bad_nonzero] / np.abs(ef[bad_nonzero])))
+        notes.append(f"max relative error {max_rel:.1e}, max absolute error "
+                     f"{float(np.max(error[bad_nonzero])):.1e}")
+    if np.any(bad_zero):
+        count = int(np.count_nonzero(bad_zero))
+        scope = f" ({count} of the wrong entries)" if np.any(bad_nonzero) else ""
+        notes.append(f"max absolute error {float(np.max(error[bad_zero])):.1e} where zero is expected{scope}")
+    raise AssertionError(f"{what}: {'; '.join(notes)} at {_where(bad)}; tolerance rtol={rtol:g}, "
                          f"atol={atol:g}")
 
 

@@ -2,7 +2,7 @@
 
 References: sympy algebra and hand-worked numbers (lesson 02), closed-form divergences written
 here, scikit-learn's PCA on real MNIST (lesson 03), central differences written here and the
-output-delta table of thesis-notes section 3, and a hand backprop written here (lesson 04).
+output-delta table of lesson 04's Summary (docs/errata.md E4-E6), and a hand backprop written here (lesson 04).
 The checkers are also fed deliberately wrong answers (flipped sign, doubled, wrong only on
 inactive ReLU units): they must fail, say which pair/layer is wrong, and never print the
 expected values.
@@ -59,7 +59,7 @@ def pixel_loss(x, x_hat, loss):
 
 
 def table_delta3(x, u_tilde, loss, decoder):
-    """dE/du~ from the output-delta table of thesis-notes section 3."""
+    """dE/du~ from the output-delta table (lesson 04's Summary; docs/errata.md E4-E6)."""
     if decoder == "relu":
         active = u_tilde > 0
         u = np.where(active, u_tilde, 1.0)  # placeholder where inactive; masked below
@@ -232,7 +232,7 @@ def test_plot_beta_divergence_draws_the_divergence(beta, y):
     assert ax.get_title() == f"beta = {beta:.2f}, y = {y:.2f}"
     curves = {line.get_label(): line for line in ax.get_lines() if len(line.get_xdata()) > 2}
     assert len(curves) == 4
-    bold = curves[f"beta = {beta:.2f}"]
+    bold = curves[rf"$\beta = {beta:.2f}$"]
     assert bold.get_linewidth() == 3
     x = np.asarray(bold.get_xdata(), dtype=np.float64)
     assert x.shape == (300,) and x[0] == pytest.approx(0.02) and x[-1] == pytest.approx(2.0)
@@ -241,7 +241,7 @@ def test_plot_beta_divergence_draws_the_divergence(beta, y):
                                rtol=1e-12, atol=0)
     np.testing.assert_allclose(drawn, beta_divergence_by_hand(y, x, beta), rtol=1e-9, atol=1e-12)
     for named in (2.0, 1.0, 0.0):
-        (label,) = [k for k in curves if k.startswith(f"beta = {named:g}:")]
+        (label,) = [k for k in curves if k.startswith(rf"$\beta = {named:g}$:")]
         np.testing.assert_allclose(curves[label].get_ydata(), beta_divergence_by_hand(y, x, named),
                                    rtol=1e-9, atol=1e-12)
 
@@ -250,7 +250,7 @@ def test_plot_beta_divergence_uses_the_given_axes():
     fig, ax = plt.subplots()
     assert lessons.plot_beta_divergence(1.25, 0.5, x_max=3.0, ax=ax) is ax
     assert fig.axes == [ax] and ax.get_xlim() == (0.0, 3.0)
-    assert "model output x" in ax.get_xlabel()
+    assert "model output $x$" in ax.get_xlabel()
 
 
 # --- Lesson 03: PCA reconstruction and I-divergence gradients -----------------------------
@@ -311,7 +311,7 @@ def test_i_divergence_gradients_on_mnist(mnist_small):
         assert g[f"{loss} lit"].shape == (int((~dark).sum()),)
         np.testing.assert_allclose(g[f"{loss} background"], expected[dark], rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(g[f"{loss} lit"], expected[~dark], rtol=1e-12, atol=1e-15)
-    # thesis-notes section 3: clipped E_I1 pushes background pixels much harder than lit ones
+    # lesson 03, section 4: clipped E_I1 pushes background pixels much harder than lit ones
     background, lit = np.abs(g["E_I1 background"]), np.abs(g["E_I1 lit"])
     assert np.median(background[background > 0]) > 5.0
     assert background.sum() > 10 * lit.sum()
@@ -322,12 +322,13 @@ def test_plot_i_divergence_asymmetry_draws_the_losses():
     lit_ax, dark_ax = axes
     assert lit_ax.get_title() == "lit pixel, x = 0.8" and dark_ax.get_title() == "dark pixel, x = 0"
     lines = {line.get_label(): line for line in lit_ax.get_lines() if len(line.get_xdata()) > 2}
-    x_hat = np.asarray(lines["E_I2 = D(x | x_hat)"].get_xdata(), dtype=np.float64)
-    np.testing.assert_allclose(lines["E_I2 = D(x | x_hat)"].get_ydata(), pixel_loss(0.8, x_hat, "i2"), rtol=1e-9)
-    np.testing.assert_allclose(lines["E_I1 = D(x_hat | x)"].get_ydata(), pixel_loss(0.8, x_hat, "i1"), rtol=1e-9)
+    i1, i2 = r"$E_{I1} = D_I(\hat x \mid x)$", r"$E_{I2} = D_I(x \mid \hat x)$"
+    x_hat = np.asarray(lines[i2].get_xdata(), dtype=np.float64)
+    np.testing.assert_allclose(lines[i2].get_ydata(), pixel_loss(0.8, x_hat, "i2"), rtol=1e-9)
+    np.testing.assert_allclose(lines[i1].get_ydata(), pixel_loss(0.8, x_hat, "i1"), rtol=1e-9)
     dark = {line.get_label(): line for line in dark_ax.get_lines() if len(line.get_xdata()) > 2}
     clipped = np.clip(x_hat, EPSILON, 1.0)
-    np.testing.assert_allclose(dark["E_I1 = D(x_hat | x), clipped"].get_ydata(),
+    np.testing.assert_allclose(dark[i1 + ", clipped"].get_ydata(),
                                pixel_loss(EPSILON, clipped, "i1"), rtol=1e-9)
 
 
@@ -420,7 +421,21 @@ def test_check_gradient_rejects_none_shape_and_nan():
     assert "shape (3, 2) but shape (2, 3)" in failure(lessons.check_gradient, np.ones((3, 2)), expected, what="g")
     bad = expected.copy()
     bad[0, 1] = np.nan
-    assert "1 NaN or infinite entries" in failure(lessons.check_gradient, bad, expected, what="g")
+    assert failure(lessons.check_gradient, bad, expected, what="g") == "g is NaN at 1 of 6 entries"
+    bad[1, 2] = np.inf
+    assert failure(lessons.check_gradient, bad, expected, what="g") == "g is NaN or infinite at 2 of 6 entries"
+
+
+def test_check_gradient_says_nan_at_dead_relu_units_is_zero_times_infinity():
+    """Issue 10, item 6: NaN from 0 x inf at dead ReLU units is named as such."""
+    expected = np.array([[0.5, 0.0, -0.2], [0.0, 0.1, 0.3]])
+    inactive = expected == 0
+    bad = np.where(inactive, np.nan, expected)
+    message = failure(lessons.check_gradient, bad, expected, what="delta3", inactive=inactive)
+    assert message.startswith("delta3 is NaN at 2 of 6 entries, all where the ReLU unit is inactive (u <= 0)")
+    assert "0 x inf is NaN" in message
+    bad[0, 0] = np.nan  # NaN on an active unit too: no claim about dead units
+    assert "inactive" not in failure(lessons.check_gradient, bad, expected, what="delta3", inactive=inactive)
 
 
 @pytest.mark.parametrize("answer, problem", [
@@ -508,7 +523,12 @@ def test_check_output_delta_names_the_pair_for_none_and_nan():
     # log of a negative u~ (forgot the ReLU): NaN entries
     with np.errstate(invalid="ignore"):
         message = failure(lessons.check_output_delta, lambda x, u, *_: np.log(u / x), "i1", "relu")
-    assert message.startswith("delta3 for (i1, relu) has") and "NaN or infinite entries" in message
+    assert message.startswith("delta3 for (i1, relu) is NaN at ") and "where the ReLU unit is inactive" in message
+    # the product 0 x inf at dead units (computed d_loss * slope without care): named as such
+    with np.errstate(divide="ignore", invalid="ignore"):
+        message = failure(lessons.check_output_delta,
+                          lambda x, u, *_: (np.log(np.maximum(u, 0)) - np.log(x)) * (u > 0), "i1", "relu")
+    assert "0 x inf is NaN" in message and "return 0 there" in message
 
 
 def code_delta_by_hand(delta3, W_tilde, u):
@@ -671,3 +691,173 @@ def test_check_gradients_sampled_rejects_a_wrong_shape_or_a_non_array_per_layer(
     message = failure(lessons.check_gradients_sampled, lambda *args: {**gradients_by_hand(*args), "b": {}},
                       params, x, "i2", "sigmoid")
     assert message.endswith("is not numeric (type dict, dtype object); a float array of shape (5,) is expected")
+
+
+# --- Issue 10: grading that does not depend on how symbols were declared (lesson 02) ------
+
+
+def test_check_expression_reads_the_reference_by_names_too():
+    """A reference built from a learner's own symbols (Validate runs the test in their kernel)."""
+    x, y, beta = sp.symbols("x y beta")  # the usual declaration: no assumptions, another order
+    lessons.check_expression(y * sp.log(y / x) - y + x, y * sp.log(y / x) - y + x, what="a")
+    lessons.check_expression(y * sp.log(y) - y * sp.log(x) - y + x, y * sp.log(y / x) - y + x, what="a")
+    lessons.check_expression(x ** (beta - 2) * (x - y), sp.diff(lessons.eq29(), lessons.beta_symbols()[1]),
+                             what="d_beta_dx")
+
+
+def test_a_string_with_beta_in_it_is_the_symbol_not_the_beta_function():
+    y, x, beta = lessons.beta_symbols()
+    lessons.check_expression("x**(beta - 2)*(x - y)", x ** (beta - 2) * (x - y), what="d_beta_dx")
+    message = failure(lessons.check_expression, sp.beta(x, y), x ** (beta - 2) * (x - y), what="d")
+    assert "beta *function*" in message
+
+
+@pytest.mark.parametrize("name, wrong, says", [
+    ("eq29_corrected", "y**beta/(beta*(beta-1)) + x**beta/beta + y*x**(beta-1)/(beta-1)", "is not 0 at x = y"),
+    ("combined_numerator", "y**beta - beta*y*x**(beta - 1)", "times a factor of beta alone"),
+    ("numerator_derivative", "y*log(y) - y - y*log(x)", "does not depend on beta"),
+    ("i_divergence_limit", "y*log(y/x) + x", "is not 0 at x = y"),
+    ("i_divergence_limit", "beta*(y*log(y/x) - y + x)", "still depends on beta"),
+    ("d_beta_dx", "x**(beta - 2)*(y - x)", "wrong sign"),
+    ("printed_at_2", "(x + y)**2", "times a constant"),
+])
+def test_check_step_says_what_is_different_and_hides_the_answer(name, wrong, says):
+    message = failure(lessons.check_step, name, wrong)
+    assert message.startswith(name) and says in message
+    for hidden in ("log(y/x) - y", "x**(beta - 2)*(x - y)", "y**beta/beta"):
+        assert hidden not in message
+
+
+def test_check_step_accepts_any_correct_form():
+    x, y, beta = sp.symbols("x y beta")
+    eq29 = y**beta / (beta * (beta - 1)) + x**beta / beta - y * x ** (beta - 1) / (beta - 1)
+    lessons.check_step("eq29_corrected", eq29)
+    lessons.check_step("printed_at_2", "(x + y)**2/2")
+    lessons.check_step("combined_numerator", (y**beta - beta * y * x ** (beta - 1)) / beta)
+    lessons.check_step("numerator_derivative", sp.diff(y**beta / beta - y * x ** (beta - 1), beta))
+    lessons.check_step("i_divergence_limit", "x - y + y*log(y) - y*log(x)")
+    lessons.check_step("itakura_saito_limit", y / x + sp.log(x) - sp.log(y) - 1)
+    lessons.check_step("d_beta_dx", sp.diff(eq29, x))
+    assert "set it to a sympy expression" in failure(lessons.check_step, "d_beta_dx", None)
+
+
+# --- Issue 10: reference steps, call_step, check_shape, course_style ----------------------
+
+
+def test_reference_steps_match_independent_formulas():
+    rng = np.random.default_rng(0)
+    u = rng.normal(0, 3, size=(4, 5))
+    x, x_hat = rng.uniform(0.05, 0.95, size=(2, 4, 5))
+    s = lessons.reference_steps("relu", "relu_derivative", "sigmoid", "sigmoid_derivative", "loss_derivative",
+                                "encode", "i_divergence", "decoders", "code_delta", "output_delta")
+    np.testing.assert_array_equal(s["relu"](u), np.where(u > 0, u, 0.0))
+    np.testing.assert_array_equal(s["relu_derivative"](np.array([-1.0, 0.0, 2.0])), [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(s["sigmoid"](u), sigmoid(u), rtol=1e-12)
+    np.testing.assert_allclose(s["sigmoid_derivative"](u), sigmoid(u) * (1 - sigmoid(u)), rtol=1e-12)
+    np.testing.assert_allclose(s["loss_derivative"](x, x_hat, "half_se"), x_hat - x, rtol=1e-12)
+    np.testing.assert_allclose(s["loss_derivative"](x, x_hat, "i1"), np.log(x_hat / x), rtol=1e-12)
+    np.testing.assert_allclose(s["loss_derivative"](x, x_hat, "i2"), 1 - x / x_hat, rtol=1e-12)
+    W, b = rng.normal(size=(3, 5)), rng.normal(size=3)
+    np.testing.assert_allclose(s["encode"](x, W, b), np.einsum("jd,nd->nj", W, x) + b, rtol=1e-12)
+    np.testing.assert_allclose(s["i_divergence"](x, x_hat), x * np.log(x / x_hat) - x + x_hat, rtol=1e-12)
+    assert s["decoders"]["relu"][0] is s["relu"] and s["decoders"]["sigmoid"][1] is s["sigmoid_derivative"]
+    for loss in ("half_se", "i1", "i2"):
+        for decoder in ("relu", "sigmoid"):
+            table = table_delta3(x, u, {"half_se": "mse"}.get(loss, loss), decoder)
+            np.testing.assert_allclose(s["output_delta"](x, u, loss, decoder), table,
+                                       rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="no reference step 'softmax'"):
+        lessons.reference_steps("softmax")
+
+
+def test_call_step_names_the_error_and_the_shapes():
+    def encode(x, W, b):
+        return x @ W + b
+
+    message = failure(lessons.call_step, encode, np.ones((1, 2)), np.ones((3, 2)), np.ones(3), what="encode(x, W, b)",
+                      hint="check the transpose")
+    assert message.startswith("encode(x, W, b) raised ValueError for arguments of shapes (1, 2), (3, 2), (3,): "
+                              "check the transpose. ValueError (matmul")
+
+    def unwritten(*args):
+        raise NotImplementedError()
+
+    assert "not written yet" in failure(lessons.call_step, unwritten, 1, what="f")
+    assert lessons.call_step(lambda a, k=0: a + k, 1, k=2, what="f") == 3
+
+
+@pytest.mark.parametrize("shape, cause", [((3, 1), "transposed"), ((10,), "wrong axis"), ((1, 3, 1), "extra axis"),
+                                          ((2, 3), "which axis")])
+def test_check_shape_says_which_shape_and_why(shape, cause):
+    message = failure(lessons.check_shape, np.zeros(shape), (1, 3), what="u", meaning="(N, J)")
+    assert message.startswith(f"u has shape {shape}, expected (1, 3) = (N, J)") and cause in message
+    assert lessons.check_shape([[1, 2, 3]], (1, 3), what="u").shape == (1, 3)
+    assert "forget to `return`" in failure(lessons.check_shape, None, (1, 3), what="u")
+
+
+def test_course_style_makes_figures_opaque_and_legible():
+    import matplotlib as mpl
+
+    with mpl.rc_context():
+        mpl.rcParams["figure.facecolor"] = (1, 1, 1, 0)  # what JupyterLab's inline backend sets
+        lessons.course_style()
+        assert mpl.colors.to_rgba(mpl.rcParams["figure.facecolor"]) == (1.0, 1.0, 1.0, 1.0)
+        sizes = [mpl.rcParams[k] for k in ("font.size", "legend.fontsize", "xtick.labelsize", "axes.titlesize")]
+        assert all(float(size) >= 9 for size in sizes)
+
+
+# --- Issue 10: lesson 04's loss_derivative check -------------------------------------------
+
+
+@pytest.mark.parametrize("loss", ["half_se", "i1", "i2"])
+def test_check_loss_derivative_passes_the_derivative(loss):
+    lessons.check_loss_derivative(lambda x, h, l: lessons.reference_steps("loss_derivative")["loss_derivative"](
+        x, h, l), loss)
+    by_hand = {"half_se": lambda x, h: h - x, "i1": lambda x, h: np.log(h) - np.log(x), "i2": lambda x, h: 1 - x / h}
+    lessons.check_loss_derivative(lambda x, h, l: by_hand[l](x, h), loss, N=3, D=7, seed=5)
+
+
+def test_check_loss_derivative_diagnoses_the_usual_mistakes():
+    message = failure(lessons.check_loss_derivative, lambda x, h, l: 2 * (h - x), "half_se")
+    assert "constant factor of about 2" in message and "1/2" in message
+    message = failure(lessons.check_loss_derivative, lambda x, h, l: x - h, "half_se")
+    assert "sign is flipped" in message
+    message = failure(lessons.check_loss_derivative, lambda x, h, l: 1 - x / h, "i1")
+    assert "the other argument order ('i2')" in message and "first argument" in message
+    message = failure(lessons.check_loss_derivative, lambda x, h, l: np.log(h / x), "i2")
+    assert "the other argument order ('i1')" in message
+    message = failure(lessons.check_loss_derivative, lambda x, h, l: (h - x)[:, :3], "half_se")
+    assert "shape (4, 3) but shape (4, 20)" in message
+
+
+def test_checks_hand_the_earlier_steps_in():
+    """check_output_delta / check_code_delta / check_gradients pass ``steps`` to the learner."""
+    seen = []
+
+    def output_delta(x, u, loss, decoder, loss_derivative=None, decoders=None):
+        seen.append((loss_derivative, decoders))
+        f, f_prime = decoders[decoder]
+        slope = f_prime(u)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(slope == 0, 0.0, loss_derivative(x, f(u), loss) * slope)
+
+    steps = lessons.reference_steps("loss_derivative", "decoders")
+    lessons.check_output_delta(output_delta, "i2", "relu", steps=steps)
+    assert seen == [(steps["loss_derivative"], steps["decoders"])]
+    lessons.check_code_delta(lambda d3, Wt, u, relu_derivative=None: (d3 @ Wt) * relu_derivative(u), "i1", "sigmoid",
+                             steps=lessons.reference_steps("relu_derivative"))
+
+
+def test_check_step_follows_through_from_a_wrong_earlier_step():
+    """A derivative done right of a wrong earlier answer costs nothing more (issue 10, item 4)."""
+    x, y, beta = sp.symbols("x y beta")
+    printed = y**beta / (beta * (beta - 1)) + x**beta / beta + y * x ** (beta - 1) / (beta - 1)
+    lessons.check_step("d_beta_dx", sp.diff(printed, x), follows=printed)
+    assert "not equivalent" in failure(lessons.check_step, "d_beta_dx", sp.diff(printed, x))  # without follows
+    wrong_numerator = y**beta - y * x ** (beta - 1)
+    lessons.check_step("numerator_derivative", sp.diff(wrong_numerator, beta), follows=wrong_numerator)
+    lessons.check_step("numerator_derivative", sp.diff(y**beta / beta - y * x ** (beta - 1), beta),
+                       follows=wrong_numerator)  # right anyway
+    failure(lessons.check_step, "numerator_derivative", wrong_numerator, follows=wrong_numerator)
+    lessons.check_step("d_beta_dx", "x**(beta-2)*(x-y)", follows=None)
+    lessons.check_step("d_beta_dx", "x**(beta-2)*(x-y)", follows="not an expression (")

@@ -7,6 +7,7 @@ matplotlib and :mod:`idivkit.backprop` load inside the functions that use them.
 * :mod:`.beta`            lesson 02: eq 29 in sympy, :func:`check_expression`, the slider's figure
 * :mod:`.idiv`            lesson 03: E_I1 vs E_I2 figures, a rough reconstruction, gradient histograms
 * :mod:`.backprop_checks` lesson 04: finite-difference checks with diagnostic messages
+* :mod:`.steps`           lessons 00-04: reference steps for fair grading, shape checks, figure style
 """
 
 from .backprop_checks import (
@@ -16,12 +17,23 @@ from .backprop_checks import (
     check_gradient,
     check_gradients,
     check_gradients_sampled,
+    check_loss_derivative,
     check_output_delta,
     finite_difference_delta3,
     make_network,
     sampled_finite_differences,
 )
-from .beta import NAMED_BETAS, beta_symbols, check_expression, eq29, plot_beta_divergence, with_symbols
+from .beta import (
+    NAMED_BETAS,
+    as_expression,
+    beta_symbols,
+    check_expression,
+    check_step,
+    check_vanishes_at_data,
+    eq29,
+    plot_beta_divergence,
+    with_symbols,
+)
 from .idiv import (
     i_divergence_gradients,
     pca_reconstruction,
@@ -29,6 +41,7 @@ from .idiv import (
     plot_gradient_maps,
     plot_i_divergence_asymmetry,
 )
+from .steps import call_step, check_shape, course_style, reference_steps
 
 __all__ = [
     "NAMED_BETAS", "SIGMOID_SIGN_HINT", "activation", "beta_symbols", "check_code_delta",
@@ -37,6 +50,8 @@ __all__ = [
     "make_network", "pca_reconstruction", "plot_beta_divergence", "plot_gradient_histograms",
     "plot_gradient_maps", "plot_i_divergence_asymmetry", "sampled_finite_differences",
     "with_symbols",
+    "as_expression", "call_step", "check_step", "check_loss_derivative", "check_shape", "check_vanishes_at_data",
+    "course_style", "reference_steps",
 ]
 
 # Lessons 05-06: training by hand (numpy), the thesis's experiment in Keras 3.

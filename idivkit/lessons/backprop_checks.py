@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..grading import numeric_array
+from .steps import call_step
 
 
 def activation(decoder):
@@ -49,7 +50,14 @@ def check_gradient(actual, expected, *, what: str, versus: str = "the finite-dif
     e = np.asarray(expected, dtype=np.float64)
     a = _as_gradient(actual, what, e.shape)
     if not np.all(np.isfinite(a)):
-        raise AssertionError(f"{what} has {int(np.sum(~np.isfinite(a)))} NaN or infinite entries")
+        bad = ~np.isfinite(a)
+        kind = "NaN" if np.all(np.isnan(a[bad])) else "infinite" if not np.any(np.isnan(a[bad])) else "NaN or infinite"
+        where = ""
+        if inactive is not None and np.shape(inactive) == a.shape and np.all(np.asarray(inactive)[bad]):
+            where = (", all where the ReLU unit is inactive (u <= 0): there the loss's derivative is "
+                     "infinite and the slope 0, and 0 x inf is NaN; an inactive unit passes no gradient, "
+                     "so return 0 there without multiplying")
+        raise AssertionError(f"{what} is {kind} at {int(np.sum(bad))} of {a.size} entries{where}")
     error = relative_error(a, e)
     if error <= tolerance:
         return
@@ -161,24 +169,26 @@ def _objective(loss, decoder, reduction="sum"):
     return lambda params, x: loss_value(x, forward(params, x, decoder)["x_hat"], loss, reduction=reduction)
 
 
-def check_output_delta(output_delta_fn, loss, decoder, *, N=4, D=20, seed=0, tolerance=1e-5):
-    """Check a learner's ``output_delta_fn(x, u_tilde, loss, decoder)`` against central
-    differences of the per-pixel loss (eq 42); where a dead ReLU output makes the loss
-    infinite, against 0 (eq 35). Raises an AssertionError naming the pair. Lesson 04."""
+def check_output_delta(output_delta_fn, loss, decoder, *, N=4, D=20, seed=0, tolerance=1e-5, steps=None):
+    """Check a learner's ``output_delta_fn(x, u_tilde, loss, decoder, **steps)`` against
+    central differences of the per-pixel loss (eq 42); where a dead ReLU output makes the loss
+    infinite, against 0 (eq 35). ``steps`` (e.g. :func:`reference_steps`) replaces the earlier
+    steps the function builds on. Raises an AssertionError naming the pair. Lesson 04."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(0.05, 0.95, size=(N, D))
     u_tilde = rng.normal(0.0, 1.5, size=(N, D))
     u_tilde[np.abs(u_tilde) < 0.01] = 0.5  # finite differences need distance from the kink
     numerical = finite_difference_delta3(x, u_tilde, loss, decoder)
     numerical[~np.isfinite(numerical)] = 0.0  # E_I2 with x_hat = 0 on both sides: ReLU passes 0
-    mine = output_delta_fn(x.copy(), u_tilde.copy(), loss, decoder)
+    mine = call_step(output_delta_fn, x.copy(), u_tilde.copy(), loss, decoder, **(steps or {}),
+                     what=f"output_delta(x, u_tilde, {loss!r}, {decoder!r})")
     check_gradient(mine, numerical, what=f"delta3 for ({loss}, {decoder})", tolerance=tolerance,
                    sign_hint=SIGMOID_SIGN_HINT if decoder == "sigmoid" else "delta3 = dE/du~ (eq 42)",
                    hint=_hint(loss, decoder),
                    inactive=(u_tilde <= 0) if decoder == "relu" else None)
 
 
-def check_code_delta(code_delta_fn, loss, decoder, *, N=3, D=20, J=5, seed=0, tolerance=1e-5):
+def check_code_delta(code_delta_fn, loss, decoder, *, N=3, D=20, J=5, seed=0, tolerance=1e-5, steps=None):
     """Check a learner's ``code_delta_fn(delta3, W_tilde, u)`` (eqs 46-49) against central
     differences of the loss with respect to the code layer's total input ``u``. Lesson 04."""
     from ..backprop import forward, loss_value, numerical_gradient, output_delta
@@ -194,14 +204,16 @@ def check_code_delta(code_delta_fn, loss, decoder, *, N=3, D=20, J=5, seed=0, to
         return loss_value(x, x_hat, loss)
 
     numerical = numerical_gradient(loss_of_u, u)
-    mine = code_delta_fn(delta3.copy(), params["W_tilde"].copy(), cache["u"].copy())
+    mine = call_step(code_delta_fn, delta3.copy(), params["W_tilde"].copy(), cache["u"].copy(), **(steps or {}),
+                     what="code_delta(delta3, W_tilde, u)",
+                     hint="delta3 is (N, D), W_tilde is (D, J), u is (N, J); the result is (N, J)")
     check_gradient(mine, numerical, what=f"delta2 for ({loss}, {decoder})", tolerance=tolerance,
                    sign_hint="delta2 = sum_k delta3_k W~_kj f'(u_j) (eq 46)", inactive=cache["u"] <= 0,
                    hint="delta2 sums delta3_k W~_kj over the outputs k, times f'(u_j) (eqs 46-49)")
 
 
 def check_gradients(gradients_fn, loss, decoder, reduction="sum", *, N=4, D=20, J=5, seed=0,
-                    tolerance=1e-5):
+                    tolerance=1e-5, steps=None):
     """Check a learner's ``gradients_fn(params, x, loss, decoder, reduction)`` -> dict against
     central differences of the reference loss, layer by layer (eqs 50-51, 77-78; eq 22 for
     ``reduction="batch_mean"``). Lesson 04."""
@@ -209,8 +221,9 @@ def check_gradients(gradients_fn, loss, decoder, reduction="sum", *, N=4, D=20, 
 
     params, x = make_network(D, J, N, seed, decoder)
     objective = _objective(loss, decoder, reduction)
-    mine = _gradient_dict(gradients_fn({k: v.copy() for k, v in params.items()}, x.copy(), loss, decoder,
-                                       reduction))
+    mine = _gradient_dict(call_step(gradients_fn, {k: v.copy() for k, v in params.items()}, x.copy(), loss,
+                                    decoder, reduction, **(steps or {}),
+                                    what=f"gradients(params, x, {loss!r}, {decoder!r}, {reduction!r})"))
     for name in ("W_tilde", "b_tilde", "W", "b"):
         numerical = numerical_gradient(lambda _: objective(params, x), params[name])
         check_gradient(mine[name], numerical, tolerance=tolerance,
@@ -220,14 +233,16 @@ def check_gradients(gradients_fn, loss, decoder, reduction="sum", *, N=4, D=20, 
 
 
 def check_gradients_sampled(gradients_fn, params, x, loss, decoder, *, n_per_array=30, seed=0,
-                            tolerance=1e-5):
+                            tolerance=1e-5, steps=None):
     """Like :func:`check_gradients` on given (e.g. MNIST-sized) ``params`` and ``x``, at
     ``n_per_array`` random entries of each parameter array. Returns the largest relative
     error. Lesson 04."""
     from ..backprop import relative_error
 
     objective = _objective(loss, decoder)
-    mine = _gradient_dict(gradients_fn({k: v.copy() for k, v in params.items()}, x.copy(), loss, decoder, "sum"))
+    mine = _gradient_dict(call_step(gradients_fn, {k: v.copy() for k, v in params.items()}, x.copy(), loss,
+                                    decoder, "sum", **(steps or {}),
+                                    what=f"gradients(params, x, {loss!r}, {decoder!r}, 'sum')"))
     worst = 0.0
     sampled = sampled_finite_differences(lambda p: objective(p, x), params, n_per_array, seed)
     for name in ("W_tilde", "b_tilde", "W", "b"):  # decoder first: its error explains the encoder's
@@ -239,3 +254,39 @@ def check_gradients_sampled(gradients_fn, params, x, loss, decoder, *, n_per_arr
                        hint=_layer_hint(name, loss, decoder))
         worst = max(worst, relative_error(at_samples, numerical))
     return worst
+
+
+_LOSS_HINTS = {
+    "mse": "E = sum (x_hat - x)^2 / 2 (eq 30): the 1/2 cancels the 2 of the square",
+    "half_se": "E = sum (x_hat - x)^2 / 2 (eq 30): the 1/2 cancels the 2 of the square",
+    "i1": ("E_I1 = D_I(x_hat | x) has the model output in the DATA slot (eq 33): differentiate "
+           "D_beta(y | x) with respect to its first argument y, then let beta -> 1"),
+    "i2": "E_I2 = D_I(x | x_hat) (eq 34): lesson 02's dD/dx at beta = 1, with x the model output",
+}
+
+
+def check_loss_derivative(loss_derivative_fn, loss, *, N=4, D=20, seed=0, tolerance=1e-6) -> None:
+    """Check a learner's ``loss_derivative_fn(x, x_hat, loss)`` (dE/dx_hat of the summed loss,
+    elementwise) against central differences of the reference per-pixel loss, on data and
+    outputs in ``(0, 1)``. The message names the loss, diagnoses a flipped sign or a constant
+    factor (the 1/2 of eq 30), recognises the other I-divergence's derivative (the argument
+    order), and never shows expected values. Lesson 04."""
+    from ..backprop.objective import loss_grad, pixel_losses
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.05, 0.95, size=(N, D))
+    x_hat = rng.uniform(0.05, 0.95, size=(N, D))
+    eps = 1e-6
+    numerical = (pixel_losses(x, x_hat + eps, loss) - pixel_losses(x, x_hat - eps, loss)) / (2 * eps)
+    what = f"loss_derivative(x, x_hat, {loss!r})"
+    mine = call_step(loss_derivative_fn, x.copy(), x_hat.copy(), loss, what=what)
+    a = _as_gradient(mine, what, x.shape)
+    other = {"i1": "i2", "i2": "i1"}.get(loss)
+    if other is not None and np.all(np.isfinite(a)):
+        from ..backprop import relative_error
+
+        if relative_error(a, loss_grad(x, x_hat, other)) <= tolerance:
+            raise AssertionError(f"{what} is the derivative of the other argument order ({other!r}); "
+                                 + _LOSS_HINTS[loss])
+    check_gradient(a, numerical, what=what, versus="finite differences of the loss", tolerance=tolerance,
+                   sign_hint="dE/dx_hat is positive where the output is too large", hint=_LOSS_HINTS[loss])

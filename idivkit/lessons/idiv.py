@@ -24,14 +24,16 @@ def plot_i_divergence_asymmetry(lit: float = 0.8, axes=None):
         x = np.full_like(x_hat, value)
         clip = value == 0
         ax.plot(x_hat, losses.reverse_i_divergence(x, x_hat, reduction="none", clip=clip),
-                label="E_I1 = D(x_hat | x)" + (", clipped" if clip else ""))
-        ax.plot(x_hat, losses.i_divergence(x, x_hat, reduction="none"), label="E_I2 = D(x | x_hat)")
-        ax.plot(x_hat, losses.squared_error(x, x_hat, reduction="none"), ls=":", label="(x - x_hat)^2 / 2")
+                color="tab:red", label=r"$E_{I1} = D_I(\hat x \mid x)$" + (", clipped" if clip else ""))
+        ax.plot(x_hat, losses.i_divergence(x, x_hat, reduction="none"), color="tab:blue", ls="--",
+                label=r"$E_{I2} = D_I(x \mid \hat x)$")
+        ax.plot(x_hat, losses.squared_error(x, x_hat, reduction="none"), color="0.3", ls=":",
+                label=r"$(x - \hat x)^2 / 2$")
         ax.axvline(value, color="grey", lw=0.5)
-        ax.set(xlabel="model output x_hat", ylabel="loss of one pixel",
+        ax.set(xlabel=r"model output $\hat x$", ylabel="loss of one pixel",
                title=f"{'lit' if value else 'dark'} pixel, x = {value:g}")
         ax.set_ylim(0, 2.0 if value else 16.0)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     return axes
 
 
@@ -69,16 +71,16 @@ def plot_gradient_maps(x, x_hat, n: int = 6, axes=None):
     g1 = np.abs(losses.reverse_i_divergence_grad(x[:n], x_hat[:n], clip=True))
     g2 = np.abs(losses.beta_divergence_grad(x[:n], x_hat[:n], 1.0, clip=True))
     norm = LogNorm(1e-3, 20)
-    rows = [("image x", x[:n], {"cmap": "gray", "vmin": 0, "vmax": 1}),
-            ("rough x_hat", x_hat[:n], {"cmap": "gray", "vmin": 0, "vmax": 1}),
-            ("|dE_I1/dx_hat|", np.maximum(g1, 1e-3), {"norm": norm, "cmap": "magma"}),
-            ("|dE_I2/dx_hat|", np.maximum(g2, 1e-3), {"norm": norm, "cmap": "magma"})]
+    rows = [(r"image $x$", x[:n], {"cmap": "gray", "vmin": 0, "vmax": 1}),
+            (r"rough $\hat x$", x_hat[:n], {"cmap": "gray", "vmin": 0, "vmax": 1}),
+            (r"$|\partial E_{I1}/\partial \hat x|$", np.maximum(g1, 1e-3), {"norm": norm, "cmap": "magma"}),
+            (r"$|\partial E_{I2}/\partial \hat x|$", np.maximum(g2, 1e-3), {"norm": norm, "cmap": "magma"})]
     for r, (label, images, style) in enumerate(rows):
         for c in range(n):
             image = axes[r, c].imshow(images[c].reshape(28, 28), **style)
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
         axes[r, 0].set_ylabel(label, fontsize=9)
-    axes[0, 0].figure.colorbar(image, ax=axes[2:, :].ravel().tolist(), shrink=0.8, label="|gradient|")
+    axes[0, 0].figure.colorbar(image, ax=axes[2:, :].ravel().tolist(), shrink=0.8, label=r"$|\partial E / \partial \hat x_d|$")
     return axes
 
 
@@ -88,7 +90,7 @@ def plot_gradient_histograms(grads: dict, axes=None):
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+        _, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
     bins = np.logspace(-6, 2, 65)
     for ax, loss in zip(axes, ("E_I1", "E_I2")):
         for part in ("background", "lit"):
@@ -97,7 +99,9 @@ def plot_gradient_histograms(grads: dict, axes=None):
             ax.hist(nonzero, bins=bins, alpha=0.6,
                     label=f"{part}: {g.size} pixels, {g.size - nonzero.size} with gradient 0, "
                           f"sum |g| = {g.sum():.3g}")
-        ax.set(xscale="log", yscale="log", ylim=(0.5, 1e7), xlabel=f"|d {loss} / d x_hat| per pixel",
-               ylabel="pixels", title=f"{loss} (clipped to [{EPSILON:g}, 1])")
-        ax.legend(fontsize=7, loc="upper left")
+        tex = {"E_I1": "E_{I1}", "E_I2": "E_{I2}"}[loss]
+        ax.set(xscale="log", yscale="log", ylim=(0.5, 1e7),
+               xlabel=rf"$|\partial {tex} / \partial \hat x_d|$ per pixel",
+               ylabel="pixels", title=rf"${tex}$ (clipped to [{EPSILON:g}, 1])")
+        ax.legend(fontsize=9, loc="upper left")
     return axes
