@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("grades.csv"), help="CSV of grades (default grades.csv)")
     p.add_argument("--timeout", type=int, default=None,
                    help="seconds each cell may run (default: nbgrader_config.py, 120)")
+    p.add_argument("--notebook-timeout", type=int, default=None,
+                   help="seconds a whole notebook may run (default: nbgrader_config.py, 1800)")
     p.add_argument("--no-feedback", action="store_true", help="skip the HTML feedback")
     p.add_argument("--no-sandbox", action="store_true",
                    help="run learners' code WITHOUT isolation when bubblewrap is missing (only for "
@@ -70,6 +72,7 @@ def _run(args) -> int:
     from .grade import export, generate_feedback, grade, write_csv
 
     course = Course(args.course, timeout=getattr(args, "timeout", None),
+                    notebook_timeout=getattr(args, "notebook_timeout", None),
                     sandbox=not getattr(args, "no_sandbox", False))
     progress = not args.quiet
     if args.command == "lessons":

@@ -55,14 +55,20 @@ class Course:
         The course folder (holds ``nbgrader_config.py`` and ``source/``); default ``course/``.
     timeout : int, optional
         Seconds each cell may run when autograding (default: the config's 120).
+    notebook_timeout : int, optional
+        Seconds a whole notebook may run when autograding (default: the config's 1800).
     sandbox : bool
         Run learners' code in bubblewrap (default). ``False`` runs it without isolation, for
         an instructor who says so explicitly (``idivkit-grade grade --no-sandbox``).
     """
 
-    def __init__(self, root: Path | str | None = None, *, timeout: int | None = None, sandbox: bool = True):
+    def __init__(self, root: Path | str | None = None, *, timeout: int | None = None,
+                 notebook_timeout: int | None = None, sandbox: bool = True):
         self.root = Path(root or default_course()).resolve()
         self.timeout = timeout
+        self.notebook_timeout = notebook_timeout
+        if notebook_timeout is not None and int(notebook_timeout) < 1:
+            raise CourseError(f"notebook_timeout must be a positive number of seconds, got {notebook_timeout!r}")
         self.sandbox = bool(sandbox)
         if not (self.root / "nbgrader_config.py").is_file():
             raise CourseError(f"{self.root} is not a course folder: nbgrader_config.py is missing")
@@ -126,6 +132,8 @@ class Course:
         if self.timeout is not None:
             config.Execute.timeout = int(self.timeout)
             config.SandboxedExecute.timeout = int(self.timeout)
+        if self.notebook_timeout is not None:
+            config.SandboxedExecute.notebook_timeout = int(self.notebook_timeout)
         return config
 
     def api(self):

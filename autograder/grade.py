@@ -1,13 +1,15 @@
 """Grade a batch of submissions with nbgrader; one CSV row per (student, lesson).
 
-Steps: find the notebooks (:mod:`autograder.submissions`), restore graded cells a learner
-deleted (from the student version, which holds no solutions; nbgrader then puts the
-instructor's test code, hidden tests included, back into every test cell), place each notebook
-where ``nbgrader collect`` would (``submitted/<student>/<lesson>/<lesson>.ipynb``), run
-``nbgrader autograde`` and
-``generate_feedback`` per submission through :class:`nbgrader.apps.NbGraderAPI`, and read the
-scores back from the gradebook. A broken submission gets a row with a score and a reason; the
-batch always goes on.
+Steps: find the notebooks (:mod:`autograder.submissions`), repair their graded cells against
+the student version, which holds no solutions (:mod:`autograder.repair`: deleted, duplicated,
+retyped or unlabelled cells; nbgrader then puts the instructor's test code, hidden tests
+included, back into every test cell), place each notebook where ``nbgrader collect`` would
+(``submitted/<student>/<lesson>/<lesson>.ipynb``), run ``nbgrader autograde`` -- whose Execute
+step is :class:`autograder.execute.SandboxedExecute`: learner cells in a bubblewrap sandbox,
+test cells in this process -- and ``generate_feedback`` (hidden tests cleared) per submission
+through :class:`nbgrader.apps.NbGraderAPI`, and read the scores back from the gradebook, which
+only this process writes. A broken submission gets a row with a score and a reason; the batch
+always goes on.
 
 Why the placement is done here rather than by nbgrader: ``nbgrader collect`` reads a
 JupyterHub exchange, which this course (Binder, no hub) does not have; ``nbgrader zip_collect``
@@ -83,6 +85,10 @@ def failure_reasons(course: Course, student: str, lesson: str) -> list[str]:
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         grade_id = _grade_id(cell) or f"cell {index}"
         timed_out = any(o.get("ename") in _TIMEOUT_NAMES for o in errors)
+        if timed_out and any(str(o.get("evalue", "")).startswith("not run") for o in errors):
+            if max(grades.get(_grade_id(cell) or "", (0.0, 0.0))):
+                reasons.append(f"{grade_id}: not run (the notebook used up its time)")
+            continue
         if timed_out:
             reasons.append(f"{grade_id}: timed out (each cell has {timeout} s)")
             continue
@@ -148,7 +154,9 @@ def autograde_one(course: Course, sub: Submission, feedback: bool) -> Row:
         if not fb.get("success"):
             notes.append("feedback could not be generated")
     if not reasons:
-        reasons = ["all tests passed"] if score == max_score else []
+        reasons = ["all tests passed"]
+        if score < max_score:
+            reasons.append(f"{max_score - score:g} point(s) to grade by hand")
     return Row(student, lesson, score, max_score, "graded", "; ".join(notes + reasons), sub.path)
 
 

@@ -42,8 +42,8 @@ _SYMPIFY = {"sympify", "S"}
 _SAFE_LITERAL = re.compile(r"^[\w\s+\-*/().,^]*$")
 FRAME_ATTRS = {"f_globals", "f_locals", "f_back", "f_builtins", "f_code", "tb_frame", "gi_frame",
                "cr_frame", "ag_frame", "co_code", "co_consts", "co_names", "func_globals"}
-ALLOWED_DUNDERS = {"__init__", "__name__", "__doc__"}
-_DUNDER = re.compile(r"__\w+__")
+ALLOWED_DUNDERS = {"__init__", "__name__", "__doc__", "__file__", "__version__"}
+_DUNDER = re.compile(r"__[A-Za-z0-9]\w*?__")
 _VALUES = (int, float, complex, str, bytes, bool, type(None), np.ndarray, np.generic)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp,
            ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -217,9 +217,9 @@ class Notebook:
             elif isinstance(node, ast.Attribute) and ((_DUNDER.fullmatch(node.attr) and node.attr not in ALLOWED_DUNDERS)
                                                        or node.attr in FRAME_ATTRS):
                 found = f".{node.attr}"
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _DUNDER.search(node.value) \
-                    and node.value.strip() not in ALLOWED_DUNDERS:
-                found = repr(node.value[:40])
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and set(_DUNDER.findall(node.value)) - ALLOWED_DUNDERS:
+                found = repr(sorted(set(_DUNDER.findall(node.value)) - ALLOWED_DUNDERS)[0])
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 found = next((n for n in names if n.split(".")[0] in TAMPER_MODULES), None)

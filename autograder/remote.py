@@ -130,6 +130,23 @@ class Remote:
                 found[name] = self._decode(values[name], blobs, name=name)
         return found
 
+    def set(self, values: dict) -> None:
+        """Bind plain-data ``values`` in the learner's namespace (what a test cell's visible part
+        bound and later cells read, as they would in one kernel); others are left out."""
+        plain = {}
+        for name, value in values.items():
+            try:
+                self._encoder({}, {}).encode(value)
+            except Exception:  # noqa: BLE001  (code, opaque objects: not sent)
+                continue
+            if not callable(value):
+                plain[name] = value
+        if not plain:
+            return
+        encoder = self._encoder({}, {})
+        self.session.send({"op": "set", "values": encoder.encode(plain)}, encoder.blobs, deadline=self.deadline)
+        self.session.receive(self.deadline, max_bytes=0)
+
     def call(self, proxy: Proxy, args, kwargs):
         callbacks, refs = {}, {}
         encoder = self._encoder(callbacks, refs)

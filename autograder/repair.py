@@ -98,10 +98,11 @@ def restore_cells(nb, release_nb, source_nb=None) -> list[str]:
                     and mine.source not in (cell.source, instructor.get(grade_id)):
                 edited.append(grade_id)
         else:
-            match = _find(nb, cell, anchor)
+            match = _find(nb, cell, anchor, instructor.get(grade_id))
             if match is not None:
                 anchor = match
-                adopted.append(grade_id)
+                if _meta(cell).get("solution") or _meta(cell).get("grade"):
+                    adopted.append(grade_id)
             else:
                 fresh = nbformat.from_dict(copy.deepcopy(dict(cell)))
                 if fresh.cell_type == "code":
@@ -133,14 +134,17 @@ def restore_cells(nb, release_nb, source_nb=None) -> list[str]:
     return notes
 
 
-def _find(nb, release_cell, anchor: int) -> int | None:
-    """An unlabelled cell of ``nb`` that is ``release_cell`` with its metadata lost."""
+def _find(nb, release_cell, anchor: int, instructor_source: str | None = None) -> int | None:
+    """An unlabelled cell of ``nb`` that is ``release_cell`` with its metadata lost: an answer
+    cell that defines the same names (as the instructor's solution does), or a test or locked
+    cell with the same code (the student's or the instructor's version of it)."""
     meta = _meta(release_cell)
     candidates = [i for i, c in enumerate(nb.cells) if _grade_id(c) is None and c.cell_type == release_cell.cell_type]
     if meta.get("solution") and release_cell.cell_type == "code":
-        wanted = _defines(release_cell.source)
+        wanted = _defines(release_cell.source) | _defines(instructor_source or "")
         matches = [i for i in candidates if wanted and wanted <= _defines(nb.cells[i].source)]
         return matches[-1] if matches else None  # the last definition is the one that counts
-    matches = [i for i in candidates if _same_code(nb.cells[i].source, release_cell.source)]
+    sources = [release_cell.source] + ([instructor_source] if instructor_source else [])
+    matches = [i for i in candidates if any(_same_code(nb.cells[i].source, s) for s in sources)]
     after = [i for i in matches if i > anchor]
     return (after or matches or [None])[0]

@@ -156,6 +156,11 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) ->
         raise Refused(f"unreadable in the archive ({type(error).__name__})") from None
 
 
+def _inside(path: str) -> str:
+    """``path`` without leading ``/`` and ``..`` parts: where it names a student and a lesson."""
+    return "/".join(p for p in path.split("/") if p not in ("", ".", "..")) or "unnamed"
+
+
 def _ignored(path: str) -> bool:
     parts = PurePosixPath(path).parts
     return any(p.startswith(".") or p == "__MACOSX" or p == "__pycache__" for p in parts)
@@ -202,7 +207,7 @@ def find_submissions(source: Path | str, lessons: list[str], grade_ids: dict[str
     source = Path(source)
     entries, skipped = [], []
     for path, load, mtime in _entries(source):
-        if _ignored(path):
+        if _ignored(path) and not getattr(load, "refused", None):  # a refused entry always gets its row
             continue
         if not path.lower().endswith(".ipynb"):
             refused = getattr(load, "refused", None)
@@ -212,7 +217,7 @@ def find_submissions(source: Path | str, lessons: list[str], grade_ids: dict[str
 
     # Look through one wrapping folder (batch/alice/00_welcome.ipynb), but not a student's own
     # folder in nbgrader's layout (alice/00_welcome/00_welcome.ipynb).
-    paths = [PurePosixPath(p) for p, _, _ in entries]
+    paths = [PurePosixPath(_inside(p)) for p, _, _ in entries]
     strip = 0
     if len({p.parts[0] for p in paths}) == 1:
         flat_inside = any(len(p.parts) == 2 and "__" in p.stem for p in paths)
@@ -222,7 +227,7 @@ def find_submissions(source: Path | str, lessons: list[str], grade_ids: dict[str
 
     found = []
     for path, load, mtime in entries:
-        parts = PurePosixPath(path).parts[strip:]
+        parts = PurePosixPath(_inside(path)).parts[strip:]
         stem = PurePosixPath(path).stem
         sub = Submission(path=path, mtime=mtime)
         found.append(sub)

@@ -171,6 +171,7 @@ class TestPlan:
     statements: list[int]          # indices into LessonPlan.statements, in order
     learner_names: set[str]        # fetched from the sandbox
     tainted: set[int] = field(default_factory=set)  # statements that read learner names
+    exports: set[str] = field(default_factory=set)  # bound by its visible part, read by later cells
 
 
 class LessonPlan:
@@ -181,15 +182,22 @@ class LessonPlan:
         self.solution_binds: dict[str, list[int]] = {}
         self.instructor_sources: set[str] = set()
         self.tests: dict[str, TestPlan] = {}
-        tests = []
+        tests, later_reads = [], []
         for index, cell in enumerate(source_nb.cells):
             if cell.cell_type != "code":
                 continue
             meta = _grade_meta(cell)
             tree = ast.parse(python_source(cell.source))
             if is_test(cell):
-                tests.append((meta["grade_id"], index, tree))
-            elif meta.get("solution"):
+                visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+                try:
+                    shown = {n for stmt in ast.parse(python_source(visible)).body for n in bound_names(stmt)}
+                except SyntaxError:
+                    shown = set()
+                tests.append((meta["grade_id"], index, tree, shown))
+                continue
+            later_reads.append((index, loaded_names(tree)))
+            if meta.get("solution"):
                 for stmt in tree.body:
                     for name in bound_names(stmt):
                         self.solution_binds.setdefault(name, []).append(index)
@@ -201,8 +209,10 @@ class LessonPlan:
                         continue  # magics and widgets: nothing a test needs
                     code = compile(ast.Module([stmt], []), f"<instructor cell {index}>", "exec")
                     self.statements.append(Statement((index, k), code, bound_names(stmt), reads))
-        for grade_id, index, tree in tests:
+        for grade_id, index, tree, shown in tests:
             self.tests[grade_id] = self._slice(tree, index)
+            read_later = set().union(*[reads for i, reads in later_reads if i > index])
+            self.tests[grade_id].exports = shown & read_later
 
     def _slice(self, tree, index) -> TestPlan:
         needed, learner, tainted = set(), set(), set()
@@ -306,5 +316,9 @@ class TrustedTests:
                 self.namespace.pop(name, None)  # the learner's state now, not an earlier cell's
             self.namespace.update(remote.get(test.learner_names))
             self.namespace["check_independent"] = self.check_independent
-            exec(test.code, self.namespace)  # noqa: S102  (the instructor's test)
+            try:
+                exec(test.code, self.namespace)  # noqa: S102  (the instructor's test)
+            finally:
+                if test.exports:  # later cells of the notebook read these, as in one kernel
+                    remote.set({n: self.namespace[n] for n in test.exports if n in self.namespace})
         return out.getvalue()

@@ -54,6 +54,10 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
+# A "### BEGIN HIDDEN TESTS" line a learner typed into a plain cell is removed too, rather than
+# stopping their feedback.
+c.ClearHiddenTests.enforce_metadata = False
+
 # Plain nbgrader execution (validate in a learner's own kernel) keeps these settings.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
