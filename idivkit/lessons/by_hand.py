@@ -264,7 +264,7 @@ def keras_trajectories(cases=None) -> dict:
         path = []
         for grad in grads:
             optimizer.apply([keras.ops.convert_to_tensor(grad, dtype="float64")], [variable])
-            path.append(np.array(keras.ops.convert_to_numpy(variable), dtype=np.float64))
+            path.append(np.array(variable.numpy(), dtype=np.float64))
         out[case["id"]] = np.stack(path)
     return out
 
@@ -434,6 +434,9 @@ def plot_loss_curves(histories: dict, *, title: str = "", ax=None, key: str = "v
         values = history[key]
         ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=label)
     ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch", fontsize=10)
     ax.set_ylabel(r"validation loss $E_{I2}$ (mean per pixel)" if key == "val_loss" else key, fontsize=10)
     ax.tick_params(labelsize=9)

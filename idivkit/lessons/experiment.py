@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from pathlib import Path
 
@@ -191,8 +192,9 @@ def train_epochs(model, x_train_bytes, x_val, *, epochs: int, batch_size: int, o
 
 # --- the committed reproduction ----------------------------------------------------------------
 def results_dir() -> Path:
-    """``results/thesis-grid`` of this repository (next to the package)."""
-    return Path(__file__).resolve().parents[2] / "results" / "thesis-grid"
+    """``thesis-grid`` under ``$IDIVKIT_RESULTS`` if set, else under the repository's ``results/``."""
+    base = os.environ.get("IDIVKIT_RESULTS") or Path(__file__).resolve().parents[2] / "results"
+    return Path(base) / "thesis-grid"
 
 
 def committed_row(decoder: str, loss: str, optimizer: str) -> dict:
@@ -243,6 +245,9 @@ def plot_history_against_committed(history: dict, *, decoder: str, loss: str, op
         values = history[key]
         ax.plot(np.arange(1, len(values) + 1), values, marker="o", color=colour, label=f"yours: {key}")
     ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch", fontsize=10)
     ax.set_ylabel("loss (mean per pixel)", fontsize=10)
     ax.tick_params(labelsize=9)
