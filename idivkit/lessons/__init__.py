@@ -92,3 +92,92 @@ __all__ += [
     "committed_results_dir", "describe_model", "plot_history_against_committed", "plot_reconstruction_rows",
     "train_epochs",
 ]
+
+# Lessons 07-09: SSIM, the thesis's tables, which beta.
+from .ssim_steps import (  # noqa: E402
+    check_ssim_terms,
+    check_windowed_ssim,
+    figure_style,
+    plot_round_trip,
+    plot_ssim_pairs,
+    png_round_trip,
+    reference_windowed_ssim,
+    window_means,
+)
+from .tables import (  # noqa: E402
+    TOLERANCE,
+    beside_thesis,
+    check_seed_summary,
+    load_runs,
+    markdown_table,
+    plot_loss_histories,
+    plot_reconstructions,
+    plot_sweep,
+    results_dir,
+    scores_by_optimizer,
+    seed_summary,
+    selection_inflation,
+    sweep_table,
+    synthetic_records,
+    thesis_table,
+)
+from .which_beta import (  # noqa: E402
+    NOISE_MODELS,
+    as_tweedie,
+    best_beta,
+    check_equivalent,
+    indistinguishable,
+    named_divergence,
+    reference_nll,
+    synthetic_sweep_rows,
+    tweedie_symbols,
+)
+
+__all__ += [
+    "check_ssim_terms", "check_windowed_ssim", "figure_style", "plot_round_trip", "plot_ssim_pairs",
+    "png_round_trip", "reference_windowed_ssim", "window_means",
+    "TOLERANCE", "beside_thesis", "check_seed_summary", "load_runs", "markdown_table", "plot_loss_histories",
+    "plot_reconstructions", "plot_sweep", "results_dir", "scores_by_optimizer", "seed_summary",
+    "selection_inflation", "sweep_table", "synthetic_records", "thesis_table",
+    "NOISE_MODELS", "as_tweedie", "best_beta", "check_equivalent", "indistinguishable", "named_divergence",
+    "reference_nll", "synthetic_sweep_rows", "tweedie_symbols",
+]
+
+# Lessons 05-06: training by hand (numpy), the thesis's experiment in Keras 3.
+from .by_hand import (  # noqa: E402
+    check_minibatches,
+    check_optimizer,
+    check_train,
+    defaults_table,
+    keras2_adagrad_step,
+    keras2_hyper,
+    nadam_momentum,
+    plot_loss_curves,
+    reference_minibatches,
+    reference_step,
+    reference_train,
+)
+
+__all__ += [
+    "check_minibatches", "check_optimizer", "check_train", "defaults_table", "keras2_adagrad_step",
+    "keras2_hyper", "nadam_momentum", "plot_loss_curves", "reference_minibatches", "reference_step",
+    "reference_train",
+]
+from .experiment import (  # noqa: E402
+    check_keras_independent,
+    check_keras_loss,
+    check_model,
+    committed_row,
+    committed_run,
+    describe_model,
+    plot_history_against_committed,
+    plot_reconstructions as plot_reconstruction_rows,
+    results_dir as committed_results_dir,
+    train_epochs,
+)
+
+__all__ += [
+    "check_keras_independent", "check_keras_loss", "check_model", "committed_row", "committed_run",
+    "committed_results_dir", "describe_model", "plot_history_against_committed", "plot_reconstruction_rows",
+    "train_epochs",
+]
