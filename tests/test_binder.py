@@ -322,3 +322,19 @@ def test_local_learners_start_jupyterlab_through_binder_start():
     settings = json.loads((ROOT / "jupyter" / "learner" / "jupyter_server_config.json").read_text())
     assert settings["LabApp"]["default_url"] == "/lab/tree/lessons/00_welcome.ipynb"
     assert (ROOT / settings["LabApp"]["default_url"].removeprefix("/lab/tree/")).is_file()
+
+
+def test_lesson_00_tells_learners_how_kernels_work():
+    """Lesson 00 (student version) explains the kernel settings learners get, with their numbers."""
+    import nbformat
+
+    settings = json.loads((ROOT / "jupyter" / "learner" / "jupyter_server_config.json").read_text())
+    overrides = json.loads((ROOT / "jupyter" / "learner" / "lab-settings" / "overrides.json").read_text())
+    assert overrides["@jupyterlab/notebook-extension:tracker"]["kernelShutdown"] is True
+    minutes = settings["MappingKernelManager"]["cull_idle_timeout"] / 60
+    lesson = nbformat.read(ROOT / "lessons" / "00_welcome.ipynb", as_version=4)
+    text = "\n".join(c.source for c in lesson.cells if c.cell_type == "markdown")
+    for sentence in ("Closing a notebook's tab shuts its kernel down",
+                     f"Idle kernels of closed tabs are shut down after {minutes:g} minutes",
+                     "Validate starts a second, fresh kernel"):
+        assert sentence in text, f"lesson 00 does not say: {sentence!r}"
