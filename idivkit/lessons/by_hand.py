@@ -430,9 +430,11 @@ def plot_loss_curves(histories: dict, *, title: str = "", ax=None, key: str = "v
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 3.8), facecolor="white")
     ax.set_facecolor("white")
-    for label, history in histories.items():
+    styles = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("P", "--")]
+    for k, (label, history) in enumerate(histories.items()):
         values = history[key]
-        ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=label)
+        marker, line = styles[k % len(styles)]
+        ax.plot(np.arange(1, len(values) + 1), values, marker=marker, ls=line, ms=4, label=label)
     ax.set_yscale("log")
     from matplotlib.ticker import MaxNLocator
 
