@@ -41,4 +41,12 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_to_devnull():
         import keras
+
+        # On other backends Keras's data adapters still import TensorFlow (tf.data) at the
+        # first fit when it is installed: import it here, where its start-up lines are muted.
+        if keras.backend.backend() != "tensorflow" and "tensorflow" not in sys.modules:
+            from importlib.util import find_spec
+
+            if find_spec("tensorflow") is not None:
+                import tensorflow  # noqa: F401
     return keras

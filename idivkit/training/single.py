@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from .._quiet import import_keras
-from .loop import EpochData, check_schedule, progress_bar, steps_per_epoch, validate_data
+from .loop import EpochData, check_schedule, progress_bar, quiet_retracing, steps_per_epoch, validate_data
 from .model import build_autoencoder
 from .optimizers import make_optimizer
 from .result import GridConfig, TrainResult
@@ -74,11 +74,13 @@ def train(x_train, x_val=None, *, loss, decoder, optimizer, epochs: int = 50,
     for epoch in range(epochs):
         t0 = time.perf_counter()
         x_epoch = data.epoch(epoch)
-        logs = model.fit(x_epoch, x_epoch, batch_size=batch_size, epochs=1, shuffle=False,
-                         verbose=0).history
+        with quiet_retracing():  # each call of train builds a new model: expected retracing
+            logs = model.fit(x_epoch, x_epoch, batch_size=batch_size, epochs=1, shuffle=False,
+                             verbose=0).history
+            if x_val is not None:
+                val = model.evaluate(x_val, x_val, batch_size=batch_size, verbose=0, return_dict=True)
         history["loss"].append(float(logs["loss"][-1]))
         if x_val is not None:
-            val = model.evaluate(x_val, x_val, batch_size=batch_size, verbose=0, return_dict=True)
             history["val_loss"].append(float(val["loss"]))
         epoch_seconds.append(time.perf_counter() - t0)
         bar.advance(history)
