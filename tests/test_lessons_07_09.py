@@ -48,6 +48,15 @@ def test_window_means_against_scipy():
         lessons.window_means(np.zeros((4, 4)), 5)
 
 
+def test_triangle_window_means_against_a_loop():
+    rng = np.random.default_rng(9)
+    image = rng.uniform(size=(10, 12))
+    w = 5
+    weights = np.outer([1, 2, 3, 2, 1], [1, 2, 3, 2, 1]) / 81.0
+    expected = np.array([[np.sum(image[i:i + w, j:j + w] * weights) for j in range(12 - w + 1)] for i in range(10 - w + 1)])
+    np.testing.assert_allclose(lessons.triangle_window_means(image, w), expected, rtol=1e-12, atol=1e-14)
+
+
 def test_reference_windowed_ssim_is_skimage():
     from skimage.metrics import structural_similarity
 

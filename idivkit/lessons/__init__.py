@@ -102,6 +102,7 @@ from .ssim_steps import (  # noqa: E402
     plot_ssim_pairs,
     png_round_trip,
     reference_windowed_ssim,
+    triangle_window_means,
     window_means,
 )
 from .tables import (  # noqa: E402
@@ -135,7 +136,7 @@ from .which_beta import (  # noqa: E402
 
 __all__ += [
     "check_ssim_terms", "check_windowed_ssim", "figure_style", "plot_round_trip", "plot_ssim_pairs",
-    "png_round_trip", "reference_windowed_ssim", "window_means",
+    "png_round_trip", "reference_windowed_ssim", "triangle_window_means", "window_means",
     "TOLERANCE", "beside_thesis", "check_seed_summary", "load_runs", "markdown_table", "plot_loss_histories",
     "plot_reconstructions", "plot_sweep", "results_dir", "scores_by_optimizer", "seed_summary",
     "selection_inflation", "sweep_table", "synthetic_records", "thesis_table",

@@ -17,7 +17,7 @@ import numpy as np
 from .. import ssim
 
 __all__ = ["check_ssim_terms", "check_windowed_ssim", "figure_style", "plot_round_trip", "plot_ssim_pairs",
-           "png_round_trip", "reference_windowed_ssim", "window_means"]
+           "png_round_trip", "reference_windowed_ssim", "triangle_window_means", "window_means"]
 
 
 def figure_style() -> None:
@@ -114,24 +114,41 @@ def plot_ssim_pairs(pairs, data_range: float = 1.0):
 
 
 # --- checks with diagnoses (the tests call these; messages never show expected values) -----
-def _ssim_map(a, b, data_range, win_size, sample=True, k1=0.01, k2=0.03):
+def triangle_window_means(image, win_size: int = 7) -> np.ndarray:
+    """Like :func:`window_means`, but each window weighted by a separable triangle
+    (``1, 2, ..., m, ..., 2, 1``, normalised): another local mean of the same shape. A test passes
+    it to check that a learner's windowed SSIM uses the ``local_mean`` it is given. Lesson 07."""
+    image = np.asarray(image, dtype=np.float64)
+    w = int(win_size)
+    if image.ndim != 2 or w < 1 or w > min(image.shape):
+        raise ValueError(f"need a 2-D image at least {w} x {w}, got shape {image.shape}")
+    ramp = np.minimum(np.arange(1, w + 1), np.arange(w, 0, -1)).astype(np.float64)
+    ramp /= ramp.sum()
+    windows = np.lib.stride_tricks.sliding_window_view(image, (w, w))
+    return np.einsum("ijkl,k,l->ij", windows, ramp, ramp)
+
+
+def _ssim_map(a, b, data_range, win_size, sample=True, k1=0.01, k2=0.03, local_mean=None):
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     n = win_size * win_size
     factor = n / (n - 1) if sample else 1.0
-    ma, mb = window_means(a, win_size), window_means(b, win_size)
-    va = factor * (window_means(a * a, win_size) - ma * ma)
-    vb = factor * (window_means(b * b, win_size) - mb * mb)
-    cov = factor * (window_means(a * b, win_size) - ma * mb)
+    means = local_mean or window_means
+    ma, mb = means(a, win_size), means(b, win_size)
+    va = factor * (means(a * a, win_size) - ma * ma)
+    vb = factor * (means(b * b, win_size) - mb * mb)
+    cov = factor * (means(a * b, win_size) - ma * mb)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     return (2 * ma * mb + c1) * (2 * cov + c2) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
 
 
-def reference_windowed_ssim(a, b, data_range, win_size: int = 7) -> float:
+def reference_windowed_ssim(a, b, data_range, win_size: int = 7, local_mean=None) -> float:
     """Windowed SSIM as scikit-image computes it with its defaults (uniform ``win_size``
     window, sample covariances, window centres at least ``(win_size - 1) // 2`` from the border),
-    written with :func:`window_means`: an independent check of scikit-image. Lesson 07."""
-    return float(_ssim_map(a, b, float(data_range), int(win_size)).mean())
+    written with :func:`window_means`: an independent check of scikit-image. With
+    ``local_mean`` (e.g. :func:`triangle_window_means`) the same formula with other window
+    weights. Lesson 07."""
+    return float(_ssim_map(a, b, float(data_range), int(win_size), local_mean=local_mean).mean())
 
 
 def _scalar(value, what):
