@@ -483,3 +483,23 @@ def test_lesson04_text_agrees_with_the_gradient_checks(mnist):
     text = "\n".join(c.source for c in instructor("04_backprop").cells if c.cell_type == "markdown")
     assert "below about $10^{-7}$" not in text and "a few times $10^{-7}$" in text
     assert steps  # the reference steps exist for every later exercise
+
+
+def test_scipy_shortcuts_fail_validate_too():
+    """Item 5 in the learner's kernel: Validate says what grading will say (the grader's own
+    static check forbids the same functions)."""
+    from scipy.special import kl_div
+
+    from idivkit import lessons, losses
+    from idivkit.grading import assert_close, check_independent, expect
+
+    def i_divergence(x, x_hat, clip=False):
+        return kl_div(x, x_hat)
+
+    names = {"np": np, "lessons": lessons, "losses": losses, "assert_close": assert_close, "expect": expect,
+             "check_independent": check_independent, "i_divergence": i_divergence}
+    with pytest.raises(AssertionError, match="Integrity: your `i_divergence` uses the forbidden reference"):
+        exec(visible("03_i_divergence", "test_i_divergence_positive"), names)  # noqa: S102
+    for lesson, grade_id in [("02_beta_divergence", "test_beta_divergence_named"),
+                             ("03_i_divergence", "test_reverse_i_divergence_exact")]:
+        assert "references=lessons.shortcuts()" in visible(lesson, grade_id)

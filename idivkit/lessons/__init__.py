@@ -41,7 +41,7 @@ from .idiv import (
     plot_gradient_maps,
     plot_i_divergence_asymmetry,
 )
-from .steps import call_step, check_shape, course_style, reference_steps
+from .steps import call_step, check_shape, course_style, reference_steps, shortcuts
 
 __all__ = [
     "NAMED_BETAS", "SIGMOID_SIGN_HINT", "activation", "beta_symbols", "check_code_delta",
@@ -51,7 +51,7 @@ __all__ = [
     "plot_gradient_maps", "plot_i_divergence_asymmetry", "sampled_finite_differences",
     "with_symbols",
     "as_expression", "call_step", "check_step", "check_loss_derivative", "check_shape", "check_vanishes_at_data",
-    "course_style", "reference_steps",
+    "course_style", "reference_steps", "shortcuts",
 ]
 
 # Lessons 05-06: training by hand (numpy), the thesis's experiment in Keras 3.
