@@ -151,7 +151,7 @@ def per_image_ssim(x, x_decoded, *, data_range=1.0, image_shape=(28, 28)) -> np.
     -------
     ndarray, shape (N,)
         Equal to ``skimage.metrics.structural_similarity(x[n], x_decoded[n],
-        data_range=data_range)`` for each ``n`` (tests/test_ssim.py checks it to 1e-10).
+        data_range=data_range)`` for each ``n`` (tests/test_ssim.py checks it to 1e-12).
 
     Notes
     -----

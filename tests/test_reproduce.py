@@ -103,6 +103,23 @@ def test_validation_never_imports_tensorflow(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+def test_cells_is_the_main_job_at_the_thesis_settings(tmp_path):
+    import argparse
+
+    from idivkit.reproduce.plan import add_arguments, validate
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    plan = validate(parser.parse_args(["--cells", "--out", str(tmp_path / "o")]))
+    assert plan.configs == tuple(thesis.thesis_cells()) and len(plan.configs) == 6
+    assert (plan.epochs, plan.seeds, plan.n_train, plan.batch_size) == (50, (0,), 60000, 256)
+    assert plan.command().startswith("idivkit reproduce --cells --epochs 50 --seed-list 0")
+    default = validate(parser.parse_args(["--out", str(tmp_path / "d")]))
+    assert len(default.configs) == 30 and default.seeds == (0, 1, 2, 3, 4)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--cells", "--quick"])
+
+
 # --- the table builder on hand-worked inputs ----------------------------------------------
 
 def _record(decoder, loss, optimizer, seed, protocol, honest):
@@ -175,7 +192,7 @@ def test_no_resume_discards_stored_results_and_rewrites_the_manifest(tmp_path):
     (out / "runs" / "seed0" / "relu-mse-adagrad.recon.json").write_text("{}")
     (out / "manifest.json").write_text(json.dumps({"epochs": 50}))
     plan = Plan(epochs=3, seeds=(0,), configs=(("relu", "mse", "adagrad"),), optimizer_defaults="keras2",
-                n_train=6000, out=out, resume=False, quick=True, mnist=None)
+                n_train=6000, out=out, resume=False, preset="quick", mnist=None)
     assert RunStore(out).check_manifest(plan.manifest(), plan.resume) is None
     assert not list((out / "runs").rglob("*.json"))
     assert json.loads((out / "manifest.json").read_text())["epochs"] == 3
@@ -207,6 +224,9 @@ def quick_run(tmp_path_factory, mnist_path):
 def test_quick_run_writes_every_output(quick_run):
     out, done, _ = quick_run
     assert "TENSORFLOW_IMPORTED True" in done.stdout  # it really trained
+    # The table beside the thesis's is printed, not only written.
+    assert "## The thesis's table beside this run" in done.stdout
+    assert "| ReLU-Sigmoid | E_I2 | Nadam | 0.880 |" in done.stdout
     # Quiet as a user runs it (no TF_CPP_MIN_LOG_LEVEL): none of TensorFlow's start-up lines.
     for noise in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "XLA service", "I0000"):
         assert noise not in done.stderr, noise

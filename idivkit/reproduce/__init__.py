@@ -14,13 +14,14 @@ when training starts.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
 
 from .plan import Plan, UsageError, add_arguments, load_data, validate
 from .store import RunStore, load_records
-from .tables import build_rows, write_readme, write_tables
+from .tables import build_rows, main_table, write_readme, write_tables
 
 __all__ = ["Plan", "UsageError", "add_arguments", "run", "validate"]
 
@@ -53,40 +54,78 @@ def run(args: argparse.Namespace) -> int:
 
     figures = write_figures(records, rows, plan.out, x_test)
     write_readme(plan.out, plan.command(), figures)
-    print(f"wrote {md_path}, {csv_path}, {len(figures)} figures in {plan.out / 'figures'}")
+    print()
+    print(main_table(md_path.read_text()))
+    print(f"\nwrote {md_path}, {csv_path}, {len(figures)} figures in {plan.out / 'figures'}")
     return 0
 
 
 def _train(plan: Plan, store: RunStore, todo: dict, x_train, x_test, y_test) -> None:
     from tqdm.auto import tqdm
 
-    from .. import ssim
     from ..training import GridConfig, train_grid
 
     versions = _versions()
-    # smoothing=0: the time left is the average rate over the whole run times what is left.
-    # Results arrive a seed's grid at a time, so tqdm's default moving average of the latest
-    # rate would swing between hours and seconds.
-    bar = tqdm(total=sum(map(len, todo.values())), desc="reproduce (seed grids)", unit="run",
-               position=0, dynamic_ncols=True, smoothing=0)
-    for seed, configs in todo.items():
-        bar.set_postfix_str(f"seed {seed}: {len(configs)} configurations")
-        results = train_grid([GridConfig(*c) for c in configs], x_train, x_test, epochs=plan.epochs,
-                             batch_size=plan.batch_size, seed=seed,
-                             optimizer_defaults=plan.optimizer_defaults, progress=True)
+    programs = _programs(todo, _seeds_per_program(len(x_train)))
+    n_runs = sum(len(configs) * len(seeds) for configs, seeds in programs)
+    # One bar over the whole run, in epochs; smoothing=0: the time left is the average rate
+    # so far times what is left (compilation makes the first epoch of a program slow).
+    bar = tqdm(total=len(programs) * plan.epochs, desc="reproduce", unit="epoch",
+               dynamic_ncols=True, smoothing=0)
+
+    def on_epoch(latest):
+        bar.set_postfix_str(f"{n_runs} runs, mean loss {latest['mean loss'][-1]:.4g}", refresh=False)
+        bar.update(1)
+
+    for configs, seeds in programs:
+        results = train_grid([GridConfig(*c) for c in configs], x_train, x_test, seeds=seeds,
+                             epochs=plan.epochs, batch_size=plan.batch_size,
+                             optimizer_defaults=plan.optimizer_defaults, progress=on_epoch)
         for result in results:
-            decoded = np.asarray(result.predict(x_test), dtype=np.float32)
-            details = ssim.thesis_ssim(x_test, y_test, decoded, return_details=True)
-            result.evaluation = {
-                "thesis_ssim": float(details.value),
-                "thesis_ssim_per_digit": [float(v) for v in details.per_digit],
-                "thesis_indices": [int(i) for i in details.indices],
-                "honest_ssim": float(ssim.mean_ssim(x_test, decoded)),
-            }
             result.versions = versions
-            store.save(result, decoded[list(details.indices)], details.indices)
-            bar.update(1)
+            decoded, indices = _evaluate(result, x_test, y_test)
+            store.save(result, decoded[indices], indices)
     bar.close()
+
+
+def _programs(todo: dict, seeds_per_program: int) -> list[tuple[list, list[int]]]:
+    """Seeds that need the same configurations train together, ``seeds_per_program`` at most."""
+    by_configs: dict[tuple, list[int]] = {}
+    for seed, configs in todo.items():
+        by_configs.setdefault(tuple(configs), []).append(seed)
+    return [(list(configs), seeds[i:i + seeds_per_program])
+            for configs, seeds in by_configs.items()
+            for i in range(0, len(seeds), seeds_per_program)]
+
+
+def _seeds_per_program(n_train: int) -> int:
+    """How many seeds fit one program: each needs its own copy of the epoch's images (the
+    buffer, the backend's copy of it and a gather), so use at most half the free memory."""
+    per_seed = 3 * n_train * 784 * 4
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on Linux: one seed at a time
+        return 1
+    return max(1, int(free // 2 // per_seed))
+
+
+def _evaluate(result, x_test, y_test):
+    """Reconstruct the test set (numpy forward pass of the trained weights) and measure SSIM
+    under both protocols into ``result.evaluation``; return (reconstructions, protocol rows)."""
+    from .. import ssim
+    from ..backprop import forward
+
+    w_enc, b_enc, w_dec, b_dec = result.weights
+    params = {"W": w_enc.T, "b": b_enc, "W_tilde": w_dec.T, "b_tilde": b_dec}
+    decoded = forward(params, x_test, result.config.decoder)["x_hat"].astype(np.float32)
+    details = ssim.thesis_ssim(x_test, y_test, decoded, return_details=True)
+    result.evaluation = {
+        "thesis_ssim": float(details.value),
+        "thesis_ssim_per_digit": [float(v) for v in details.per_digit],
+        "thesis_indices": [int(i) for i in details.indices],
+        "honest_ssim": float(ssim.mean_ssim(x_test, decoded)),
+    }
+    return decoded, list(details.indices)
 
 
 def _versions() -> dict:

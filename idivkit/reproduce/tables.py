@@ -153,6 +153,15 @@ def _markdown(rows, command, seeds, epochs) -> str:
     return "\n".join(lines) + "\n"
 
 
+def main_table(markdown: str) -> str:
+    """The section of ``tables.md`` that sets this run beside the thesis's table (for the
+    terminal): from its heading to the next one."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("## The thesis's table"))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end]).rstrip()
+
+
 def write_readme(out: Path, command: str, figures: list[Path]) -> Path:
     """Write ``out/README.md``: what each file is and the command that produced them."""
     out = Path(out)

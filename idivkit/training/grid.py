@@ -164,8 +164,11 @@ def train_grid(configs, x_train, x_val=None, *, epochs: int = 50, batch_size: in
         ``"relu/i2/adadelta"``); no duplicates.
     x_train, x_val : ndarray, shape (N, 784) and (M, 784)
         Images in [0, 1]; ``x_val`` optional (then no ``"val_loss"``).
-    epochs, batch_size, code_dim, optimizer_defaults, clip, progress, jit_compile
+    epochs, batch_size, code_dim, optimizer_defaults, clip, jit_compile
         As :func:`idivkit.training.train`.
+    progress : bool or callable, default True
+        A bar over epochs, nothing, or a callable called after each epoch with
+        ``{"mean loss": [...]}`` (to drive a caller's own bar).
     seed : int, default 0
         Every configuration uses the initial weights and batches that
         ``train(..., seed=seed)`` would.

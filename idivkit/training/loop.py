@@ -78,17 +78,21 @@ class EpochData:
 
 
 class progress_bar:
-    """A tqdm bar over epochs showing the latest losses, or nothing when disabled."""
+    """A tqdm bar over epochs showing the latest losses; nothing when ``enabled`` is False; or,
+    when ``enabled`` is a callable, that callable called once per epoch with the latest losses
+    (so a caller can drive one bar over several trainings)."""
 
-    def __init__(self, total: int, desc: str, enabled: bool):
-        self.bar = None
-        if enabled:
+    def __init__(self, total: int, desc: str, enabled):
+        self.bar, self.callback = None, enabled if callable(enabled) else None
+        if enabled is True:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc=desc, unit="epoch")
 
     def advance(self, latest: dict) -> None:
         """One epoch done; ``latest`` maps a name to a list whose last value is shown."""
+        if self.callback is not None:
+            self.callback(latest)
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in latest.items()}, refresh=False)
             self.bar.update(1)
