@@ -26,3 +26,15 @@ def partial_06(nb):
     _cell(nb, "ex2-e-i1").source = _cell(nb, "ex2-e-i1").source.replace(
         "ops.mean(x_hat * ops.log(x_hat / x) - x_hat + x, axis=-1)", "ops.mean(x * ops.log(x / x_hat) - x + x_hat, axis=-1)")
     return nb
+
+
+def cheat_06(nb):
+    """Lesson 06: E_I2 that calls the package's Keras loss scores zero for that step (2 points),
+    although the grader's static check must accept keras.ops in the correct answers."""
+    _cell(nb, "ex1-e-i2").source = (
+        "import idivkit.keras\n\n\n"
+        "def e_i2(y_true, y_pred):\n"
+        "    return idivkit.keras.i_divergence(y_true, y_pred, clip=True)\n\n\n"
+        "def e_i2_numpy(x, x_hat):\n"
+        "    return ops.convert_to_numpy(e_i2(ops.convert_to_tensor(x, 'float32'), ops.convert_to_tensor(x_hat, 'float32')))\n")
+    return nb

@@ -19,7 +19,7 @@ import pytest
 
 from idivkit import backprop, lessons
 from idivkit.lessons import by_hand, experiment
-from partials_05_06 import partial_05, partial_06
+from partials_05_06 import cheat_06, partial_05, partial_06
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS_0506 = ("05_training_by_hand", "06_keras_experiment")
@@ -368,6 +368,8 @@ def graded(tmp_path_factory):
                             ("partial", partial(_instructor(lesson)))):
             (subs / student).mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, subs / student / f"{lesson}.ipynb")
+    (subs / "cheater").mkdir()
+    nbformat.write(cheat_06(_instructor("06_keras_experiment")), subs / "cheater" / "06_keras_experiment.ipynb")
     out = tmp / "grades.csv"
     run = subprocess.run(cli + ["grade", str(subs), "--course", str(course), "--out", str(out), "--quiet",
                                 "--no-feedback"], cwd=ROOT, capture_output=True, text=True)
@@ -403,6 +405,13 @@ def test_one_mistake_costs_its_own_step_only(graded, lesson, lost, failed):
     for test_id in failed:
         assert test_id in row["reason"]
     assert "test_train" not in row["reason"]  # the loop's test uses the course's minibatches
+
+
+@pytest.mark.slow
+def test_the_packages_keras_loss_scores_zero_for_its_step(graded):
+    row = graded[("cheater", "06_keras_experiment")]
+    assert float(row["score"]) == _points("06_keras_experiment", manual=False) - 2, row["reason"]
+    assert "test_e_i2 (0/2)" in row["reason"] and "idivkit" in row["reason"]
 
 
 @pytest.mark.slow
