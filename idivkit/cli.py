@@ -13,6 +13,7 @@ from importlib import import_module
 # name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = {
     "reproduce": ("idivkit.reproduce", "train the thesis's grid and regenerate its SSIM tables and figures"),
+    "sweep": ("idivkit.reproduce.sweep", "SSIM across the beta-divergence family (beta from 0 to 2)"),
 }
 
 
