@@ -15,7 +15,12 @@ test images as validation data, batch 256):
 * grid  -- :func:`idivkit.training.train_grid` of the thesis's 30 configurations.
 
 Each runs one warm-up epoch (compilation) plus ``--epochs`` timed epochs; it prints seconds per
-epoch and the ratios peer/train (target >= 2 on 2 CPU cores) and 30 x peer / grid (target >= 5).
+epoch, the ratios peer/train (target >= 2 on 2 CPU cores) and 30 x peer / grid (target >= 5),
+and each contender's achieved GFLOP/s beside the machine's float32 matrix-product peak measured
+in the same run (numpy, the same process), so the distance to the limit is visible. A
+model-epoch is 16.1 GFLOP: five products of 2 x 784 x 32 flops per training image (encoder and
+decoder forward, the two weight gradients and the code's gradient) over 60,000 images, plus the
+two forward products over 10,000 validation images; elementwise work is not counted.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--peer-backend", choices=("tensorflow", "jax"), default=None,
                         help="run the peer on this backend instead (in a subprocess, same machine, "
                              "same run): e.g. the original's TensorFlow vs idivkit on JAX")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="grid: train this many seeds together (one program), default 1")
     parser.add_argument("--mnist", default=None,
                         help="path of mnist.npz (default: $IDIVKIT_MNIST, else ../shared/data/mnist.npz "
                              "next to the repository if it exists, else idivkit's usual lookup)")
@@ -91,19 +98,51 @@ def main(argv=None) -> int:
         _report("idivkit train (sigmoid/mse/adam)", result.seconds_per_epoch)
 
     if "grid" in only:
-        results = train_grid(THESIS_GRID, x_train, x_test, epochs=total, seed=0, progress=False)
+        results = train_grid(THESIS_GRID, x_train, x_test, epochs=total, seeds=list(range(args.seeds)),
+                             progress=False)
         per_epoch = [sum(r.seconds_per_epoch[e] for r in results) for e in range(total)]
         timings["grid"] = per_epoch[1:]
-        _report(f"idivkit train_grid ({len(results)} configurations)", per_epoch)
+        _report(f"idivkit train_grid ({len(THESIS_GRID)} configurations x {args.seeds} seeds, one program)",
+                per_epoch)
 
     mean = {k: sum(v) / len(v) for k, v in timings.items()}
+    models = {"peer": 1, "train": 1, "grid": len(THESIS_GRID) * args.seeds}
+    flops = model_epoch_flops(len(x_train), len(x_test))
+    peak = matmul_peak_gflops()
+    print(f"machine float32 matrix-product peak (numpy, 2048^3, same run): {peak:.0f} GFLOP/s")
+    for name, seconds in mean.items():
+        achieved = models[name] * flops / seconds / 1e9
+        print(f"{name:5s}: {achieved:6.1f} GFLOP/s = {achieved / peak:5.1%} of peak "
+              f"({models[name]} model{'s' * (models[name] > 1)}, {seconds:.3f} s/epoch)")
     if "peer" in mean and "train" in mean:
         print(f"ratio peer / train           = {mean['peer'] / mean['train']:.2f}x (target >= 2)")
     if "peer" in mean and "grid" in mean:
-        n = len(THESIS_GRID)
+        n = models["grid"]
         print(f"ratio {n} x peer / grid       = {n * mean['peer'] / mean['grid']:.2f}x (target >= 5)")
         print(f"grid seconds per model-epoch = {mean['grid'] / n:.3f}")
     return 0
+
+
+def model_epoch_flops(n_train: int, n_val: int, d: int = 784, j: int = 32) -> float:
+    """Matrix-product flops of one model-epoch: 5 products per training image, 2 per validation image."""
+    return 2.0 * d * j * (5 * n_train + 2 * n_val)
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 GFLOP/s of an n x n x n numpy product (the machine's BLAS, all cores)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    a @ b  # warm-up
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 class _EpochClock:
