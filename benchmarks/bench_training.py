@@ -30,7 +30,6 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 
 def parse_args(argv=None):
@@ -46,8 +45,7 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, default=1,
                         help="grid: train this many seeds together (one program), default 1")
     parser.add_argument("--mnist", default=None,
-                        help="path of mnist.npz (default: $IDIVKIT_MNIST, else ../shared/data/mnist.npz "
-                             "next to the repository if it exists, else idivkit's usual lookup)")
+                        help="path of mnist.npz (default: idivkit's usual lookup, $IDIVKIT_MNIST first)")
     return parser.parse_args(argv)
 
 
@@ -62,7 +60,7 @@ def main(argv=None) -> int:
     from idivkit.data import load_mnist
     from idivkit.training import THESIS_GRID, train, train_grid
 
-    (x_train, _), (x_test, _) = load_mnist(_mnist_path(args.mnist))
+    (x_train, _), (x_test, _) = load_mnist(args.mnist)
     x_train = x_train[: args.n_train]
     only = set(args.only or ("peer", "train", "grid"))
     backend_version = _backend_version(args.backend)
@@ -178,13 +176,6 @@ def _peer_in_subprocess(args):
     print("\n".join("  [peer subprocess] " + l for l in lines if not l.startswith("PEER_SECONDS")))
     seconds = [float(v) for v in next(l for l in lines if l.startswith("PEER_SECONDS")).split()[1:]]
     return seconds[1:]
-
-
-def _mnist_path(path):
-    if path or os.environ.get("IDIVKIT_MNIST"):
-        return path
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
-    return shared if shared.exists() else None
 
 
 def _report(name, seconds):
