@@ -77,8 +77,13 @@ def free_loopback_port() -> int:
 # --- the course as learners get it ----------------------------------------------------------
 
 def lesson_names() -> list[str]:
-    """Every lesson that exists, in order ("00_welcome", ...): new lessons are picked up here."""
-    return sorted(path.stem for path in (ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+    """Every lesson that exists, in order ("00_welcome", ...): new lessons are picked up here.
+
+    ``$IDIVKIT_BROWSER_LESSONS`` (comma-separated names) narrows it, only to develop the harness.
+    """
+    names = sorted(path.stem for path in (ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+    chosen = os.environ.get("IDIVKIT_BROWSER_LESSONS")
+    return [n for n in names if n in chosen.split(",")] if chosen else names
 
 
 def solved_notebook(lesson: str) -> nbformat.NotebookNode:
@@ -97,24 +102,36 @@ def solved_notebook(lesson: str) -> nbformat.NotebookNode:
             cell.source = solutions[meta["grade_id"]]
             filled += 1
     if filled == 0 or filled != len(solutions):
-        raise ValueError(f"{lesson}: {filled} solution cells filled, instructor version has {len(solutions)}")
+        raise ValueError(f"{lesson}: {filled} solution cells filled, the instructor version has "
+                         f"{len(solutions)}: lessons/ is out of date (idivkit-grade build)")
     return student
+
+
+# Never in a learner's copy: nbgrader's instructor versions, and what only this checkout has.
+NOT_IN_THE_IMAGE = {".git", ".venv", "course", "test-artifacts", ".pytest_cache", "build", "dist", "runs", "out"}
 
 
 def learner_tree(dest: Path, lessons: list[str], solved: bool = True) -> Path:
     """A learner's copy of the repository at ``dest`` (see the module docstring); returns it.
 
-    With ``solved``, ``solved/<lesson>.ipynb`` holds each lesson with its solutions pasted in.
+    What learners can change (lessons/) and what sets JupyterLab up (jupyter/, binder/, scripts/)
+    is copied; the rest of the repository (docs/, results/, the package, ...) is linked in, as
+    Binder's image holds it; course/ holds only nbgrader_config.py. With ``solved``,
+    ``solved/<lesson>.ipynb`` holds each lesson with its solutions pasted in.
     """
     dest.mkdir(parents=True)
     (dest / "lessons").mkdir()
     for lesson in lessons:
         shutil.copy2(ROOT / "lessons" / f"{lesson}.ipynb", dest / "lessons")
-    for folder in ("jupyter", "binder", "scripts"):
+    copied = {"lessons", "jupyter", "binder", "scripts"}
+    for folder in copied - {"lessons"}:
         shutil.copytree(ROOT / folder, dest / folder)
     (dest / "course").mkdir()
     shutil.copy2(ROOT / "course" / "nbgrader_config.py", dest / "course")
     (dest / ".venv").symlink_to(ROOT / ".venv")
+    for entry in ROOT.iterdir():
+        if entry.name not in copied | NOT_IN_THE_IMAGE and not entry.name.endswith(".egg-info"):
+            (dest / entry.name).symlink_to(entry)
     if solved:
         (dest / "solved").mkdir()
         for lesson in lessons:
@@ -300,23 +317,22 @@ class JupyterLab:
                 time.sleep(0.25)
         return self.api("kernels")
 
-    def wait_for_kernels(self, count: int, timeout: float = 90, connected: bool = True) -> list[dict]:
-        """Wait until the server runs exactly ``count`` kernels, all idle (and connected to a page).
+    def wait_for_kernels(self, count: int, timeout: float = 90) -> list[dict]:
+        """Wait until exactly ``count`` kernels have a page connected, all of them idle; returns them.
 
         JupyterLab may start a kernel and replace it a moment later when it opens a notebook;
         code sent before the replacement is lost, so a test must wait for the survivor.
+        Kernels no page is connected to (left running by a closed tab) are not counted here.
         """
         deadline = time.monotonic() + timeout
         kernels: list = []
         while time.monotonic() < deadline:
             kernels = self.kernels()
-            if len(kernels) == count and all(
-                k["execution_state"] == "idle" and (not connected or k.get("connections", 0) >= 1)
-                for k in kernels
-            ):
-                return kernels
+            connected = [k for k in kernels if k.get("connections", 0) >= 1]
+            if len(connected) == count and all(k["execution_state"] == "idle" for k in connected):
+                return connected
             time.sleep(0.25)
-        raise TimeoutError(f"not {count} idle kernel(s) after {timeout:.0f} s: {kernels}")
+        raise TimeoutError(f"not {count} connected idle kernel(s) after {timeout:.0f} s: {kernels}")
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
