@@ -169,7 +169,7 @@ def train_epochs(model, x_train_bytes, x_val, *, epochs: int, batch_size: int, o
 
     history = {"loss": [], "val_loss": []}
     n = len(x_train_bytes)
-    scale = np.float32(1 / 255)
+    scale = np.float32(255)  # divide, as idivkit.data.load_mnist does: the same float32 values
     for epoch in range(epochs):
         perm = np.asarray(order(epoch))
         total = 0.0
@@ -177,7 +177,7 @@ def train_epochs(model, x_train_bytes, x_val, *, epochs: int, batch_size: int, o
         bar = tqdm(steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress)
         for start in bar:
             idx = perm[start:start + batch_size]
-            batch = x_train_bytes[idx].astype(np.float32) * scale
+            batch = x_train_bytes[idx].astype(np.float32) / scale
             loss = float(np.asarray(model.train_on_batch(batch, batch)))
             total += loss * len(idx)
             if (start // batch_size) % 20 == 0:
