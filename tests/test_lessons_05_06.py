@@ -334,6 +334,29 @@ def test_committed_results_are_read(monkeypatch, tmp_path):
     assert lessons.committed_run("sigmoid", "i2", "nadam") is None
 
 
+def test_history_figure_uses_a_committed_per_seed_record(monkeypatch, tmp_path):
+    import json
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = tmp_path / "thesis-grid"
+    (grid / "runs" / "seed0").mkdir(parents=True)
+    shutil.copy(ROOT / "results" / "thesis-grid" / "tables.csv", grid / "tables.csv")
+    record = {"history": {"loss": list(np.linspace(0.1, 0.02, 50)), "val_loss": list(np.linspace(0.06, 0.018, 50))}}
+    (grid / "runs" / "seed0" / "sigmoid-i2-nadam.json").write_text(json.dumps(record), encoding="utf-8")
+    monkeypatch.setenv("IDIVKIT_RESULTS", str(tmp_path))
+    assert lessons.committed_run("sigmoid", "i2", "nadam")["history"]["val_loss"][0] == 0.06
+    ax = lessons.plot_history_against_committed({"loss": [0.1, 0.05, 0.03], "val_loss": [0.06, 0.04, 0.03]},
+                                                decoder="sigmoid", loss="i2", optimizer="nadam")
+    lengths = sorted(len(line.get_xdata()) for line in ax.get_lines())
+    assert lengths == [3, 3, 50, 50]
+    plt.close("all")
+
+
 def test_figures_draw(train_images):
     import matplotlib
 
