@@ -208,6 +208,28 @@ def test_selection_inflation_against_loops():
                                 == ("sigmoid", "mse", "adam", 3))
 
 
+def test_live_mnist_is_load_mnist_subset(mnist):
+    from idivkit import data
+
+    (x_small, y_small), (x_val, y_val), (x_test, y_test) = lessons.live_mnist(30, 4, n_test=500, seed=3)
+    (a, b), (c, d) = data.load_mnist_subset(30, 4, seed=3)
+    (_, _), (full_x, full_y) = mnist
+    for mine, reference in [(x_small, a), (y_small, b), (x_val, c), (y_val, d), (x_test, full_x[:500]), (y_test, full_y[:500])]:
+        assert mine.dtype == reference.dtype and np.array_equal(mine, reference)
+
+
+def test_reconstruct_is_the_keras_model():
+    from idivkit.training import build_autoencoder
+
+    x = np.random.default_rng(10).uniform(size=(7, 784)).astype(np.float32)
+    for decoder in ("relu", "sigmoid"):
+        model = build_autoencoder(32, decoder, 784, seed=1)
+        np.testing.assert_allclose(lessons.reconstruct(model.get_weights(), x, decoder),
+                                   np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="decoder"):
+        lessons.reconstruct(model.get_weights(), x, "tanh")
+
+
 def test_markdown_table():
     text = lessons.markdown_table([{"decoder": "relu", "loss": "i1", "mean": 0.5, "within": False}],
                                   [("decoder", "d", ""), ("loss", "l", ""), ("mean", "m", ".2f"), ("within", "w", "")])

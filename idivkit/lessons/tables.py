@@ -23,7 +23,7 @@ import numpy as np
 from ..names import DECODER_LABELS, DECODERS, LOSSES, OPTIMIZERS, THESIS_LOSSES, THESIS_OPTIMIZERS, label
 
 __all__ = [
-    "TOLERANCE", "results_dir", "load_runs", "thesis_table", "sweep_table", "seed_summary",
+    "TOLERANCE", "results_dir", "live_mnist", "reconstruct", "load_runs", "thesis_table", "sweep_table", "seed_summary",
     "beside_thesis", "selection_inflation", "scores_by_optimizer", "synthetic_records",
     "check_seed_summary", "markdown_table", "plot_loss_histories", "plot_reconstructions",
     "plot_sweep",
@@ -124,6 +124,47 @@ def sweep_table(path=None) -> list[dict]:
     out.sort(key=lambda r: (list(DECODERS).index(r["decoder"]) if r["decoder"] in DECODERS else 99,
                             r["optimizer"], r["beta"]))
     return out
+
+
+def live_mnist(per_class: int = 200, val_per_class: int = 20, n_test: int = 2000, seed: int = 0):
+    """The data of a lesson's live training run, read lean: ``((x_small, y_small), (x_val, y_val),
+    (x_test, y_test))`` with ``per_class`` training images of each digit, ``val_per_class`` test
+    images of each digit for validation (both as :func:`idivkit.data.load_mnist_subset` draws
+    them with ``seed``) and the first ``n_test`` test images, float32 in [0, 1] exactly as
+    :func:`idivkit.data.load_mnist` scales them.
+
+    Unlike ``load_mnist`` it keeps no float copy of the whole data set in memory (about 220 MB):
+    the lessons that train live also hold Keras, and must stay under 1 GB. Lessons 08-09.
+    """
+    from .. import data
+
+    with np.load(data.locate_mnist(), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+
+    def scaled(x):
+        return x.reshape(len(x), -1).astype(np.float32) / np.float32(255)
+
+    train = data.balanced_indices(arrays["y_train"], per_class, seed)
+    val = data.balanced_indices(arrays["y_test"], val_per_class, seed + 1)
+    y_train, y_test = arrays["y_train"].astype(np.int64), arrays["y_test"].astype(np.int64)
+    return ((scaled(arrays["x_train"][train]), y_train[train]), (scaled(arrays["x_test"][val]), y_test[val]),
+            (scaled(arrays["x_test"][:n_test]), y_test[:n_test].copy()))
+
+
+def reconstruct(weights, x, decoder: str) -> np.ndarray:
+    """The autoencoder's output for the rows of ``x``, in numpy from Keras-ordered weights
+    ``[W_enc (784, J), b_enc (J,), W_dec (J, 784), b_dec (784,)]`` (``TrainResult.get_weights()``):
+    ``decoder(relu(x W_enc + b_enc) W_dec + b_dec)`` with ``decoder`` ``"relu"`` or ``"sigmoid"``,
+    in float32 like Keras. Building a Keras model per result only to predict would cost memory
+    the live lessons do not have. Lessons 08-09."""
+    w_enc, b_enc, w_dec, b_dec = (np.asarray(w, dtype=np.float32) for w in weights)
+    code = np.maximum(np.asarray(x, dtype=np.float32) @ w_enc + b_enc, 0.0)
+    u = code @ w_dec + b_dec
+    if decoder == "relu":
+        return np.maximum(u, 0.0).astype(np.float32)
+    if decoder == "sigmoid":
+        return (1.0 / (1.0 + np.exp(-u))).astype(np.float32)
+    raise ValueError(f"decoder must be 'relu' or 'sigmoid', got {decoder!r}")
 
 
 # --- reference steps (the tests compare with these and pass them in) -----------------------
@@ -284,18 +325,25 @@ def plot_loss_histories(records, cells, key: str = "val_loss_history", ncols: in
 
 def plot_reconstructions(originals, reconstructions: dict, indices):
     """The originals at ``indices`` (first row) and each named reconstruction below
-    (``{name: array (N, 784)}``), gray, on [0, 1]. Returns the figure. Lesson 08."""
+    (``{name: array (N, 784)}``), gray on [0, 1], drawn as one mosaic (one image, light on
+    memory) with the names on the left. Returns the figure. Lesson 08."""
     import matplotlib.pyplot as plt
 
     indices = list(indices)
     rows = [("original", originals)] + list(reconstructions.items())
-    fig, axes = plt.subplots(len(rows), len(indices), figsize=(1.1 * len(indices), 1.25 * len(rows)), squeeze=False)
-    for r, (name, images) in enumerate(rows):
+    gap = 2
+    mosaic = np.ones((len(rows) * (28 + gap) - gap, len(indices) * (28 + gap) - gap))
+    for r, (_, images) in enumerate(rows):
         for c, index in enumerate(indices):
-            ax = axes[r][c]
-            ax.imshow(np.asarray(images[index], dtype=np.float64).reshape(28, 28), cmap="gray", vmin=0, vmax=1)
-            ax.set(xticks=[], yticks=[])
-        axes[r][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+            mosaic[r * (28 + gap):r * (28 + gap) + 28, c * (28 + gap):c * (28 + gap) + 28] = \
+                np.clip(np.asarray(images[index], dtype=np.float64).reshape(28, 28), 0, 1)
+    fig, ax = plt.subplots(figsize=(1.0 * len(indices) + 1.8, 1.0 * len(rows)))
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks([r * (28 + gap) + 14 for r in range(len(rows))], [name for name, _ in rows], fontsize=9)
+    ax.set_xticks([c * (28 + gap) + 14 for c in range(len(indices))], [str(i) for i in indices], fontsize=9)
+    ax.set_xlabel("test image index")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     fig.tight_layout()
     return fig
 
