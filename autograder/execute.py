@@ -27,7 +27,8 @@ from traitlets import Bool, Integer, Unicode
 
 from . import integrity
 from .remote import LearnerError, Remote
-from .sandbox import Limits, SandboxError, Session
+from .sandbox import Limits, SandboxError
+from .session import Session
 from .trusted import LessonPlan, PreludeCache, TestTimeout, TrustedTests, is_test
 
 _PLANS: dict[tuple[str, float], tuple[LessonPlan, PreludeCache]] = {}

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from . import safe_sympy, wire
-from .sandbox import Session
+from .session import Session
 
 
 class LearnerError(Exception):

@@ -110,7 +110,8 @@ def restore_cells(nb, release_nb, source_nb=None) -> list[str]:
                 fresh["id"] = f"restored-{grade_id}"[:64].replace("_", "-")
                 nb.cells.insert(anchor + 1, fresh)
                 anchor += 1
-                restored.append(grade_id)
+                if _meta(cell).get("solution") or _meta(cell).get("grade"):
+                    restored.append(grade_id)  # locked text and figures come back unlisted
         # 3. The course's metadata and cell type, whatever the submission claims.
         mine = nb.cells[anchor]
         mine.metadata["nbgrader"] = copy.deepcopy(dict(cell.metadata["nbgrader"]))

@@ -13,7 +13,8 @@ from autograder import wire
 from autograder.integrity import Notebook
 from autograder.remote import LearnerError, Opaque, Proxy, Remote
 from autograder.safe_sympy import UnsafeExpression, parse
-from autograder.sandbox import Session, bwrap
+from autograder.sandbox import bwrap
+from autograder.session import Session
 
 COURSE_IMPORTS = ["%matplotlib inline\nimport numpy as np\nimport sympy as sp\nimport idivkit\n"
                   "from idivkit import EPSILON, lessons, losses, backprop"]
@@ -153,3 +154,29 @@ def test_lesson_plan_slices_course_data_and_exports_visible_names():
     assert needed == {"np", "data"}  # not the loop of cell 1: the test binds k itself
     assert test.learner_names == {"double"}
     assert test.exports == {"mine"}  # never `secret`, which only the hidden part binds
+
+
+def test_grading_refuses_without_bubblewrap(tmp_path):
+    """No bwrap on PATH: `grade` stops with a message naming the way out; nothing is graded."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    (tmp_path / "subs" / "alice" / "00_welcome.ipynb").write_text("{}", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "subs"), "--out",
+                           str(tmp_path / "grades.csv"), "--quiet"], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PATH": str(tmp_path)})
+    assert done.returncode == 1 and "bubblewrap (bwrap) is not installed" in done.stderr
+    assert "--no-sandbox" in done.stderr and not (tmp_path / "grades.csv").exists()
+
+
+def test_unsandboxed_runner_only_when_asked():
+    """``sandboxed=False`` (``--no-sandbox``) runs the same runner as a plain subprocess."""
+    with Session(sandboxed=False) as session:
+        remote = Remote(session)
+        remote.deadline = time.monotonic() + 60
+        reply = remote.execute("import numpy as np\nint(np.arange(3).sum())")
+        assert reply["outputs"][0]["data"]["text/plain"] == "3"
