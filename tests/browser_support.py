@@ -536,14 +536,17 @@ def open_from_file_browser(page, folder: str, name: str) -> None:
 
 def close_notebook_tab(page) -> None:
     """Close the current notebook's tab as learners do (File > Close Tab), discarding changes."""
+    panels = page.locator(".jp-NotebookPanel").count()
     click_menu(page, "File", "Close Tab")
-    dialog = page.locator(".jp-Dialog")
-    try:
-        dialog.wait_for(state="visible", timeout=3_000)
-    except Exception:  # noqa: BLE001 - no unsaved changes: no dialog
-        return
-    page.locator(".jp-Dialog button", has_text=re.compile("^(Discard|Don't Save)$")).first.click()
-    dialog.wait_for(state="detached", timeout=10_000)
+    # Either the tab goes at once (nothing unsaved) or JupyterLab asks about unsaved changes.
+    page.wait_for_function(
+        "(n) => document.querySelector('.jp-Dialog') !== null"
+        " || document.querySelectorAll('.jp-NotebookPanel').length < n",
+        arg=panels, timeout=30_000,
+    )
+    if page.locator(".jp-Dialog").count():
+        page.locator(".jp-Dialog button", has_text=re.compile("^(Discard|Don't Save)$")).first.click()
+        page.locator(".jp-Dialog").wait_for(state="detached", timeout=10_000)
 
 
 def press_validate(page, timeout_ms: float = 300_000) -> str:

@@ -51,9 +51,9 @@ from browser_support import (
     wait_for_kernel_idle,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
-
 LESSONS = lesson_names()
+# A lesson runs about three times (untouched Validate, solved Run All and Validate): its budget.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300 + 150 * len(LESSONS))]
 MEMORY_LIMIT_MB = 1500.0  # 1.5 GB, under Binder's 2 GB
 VALIDATE_SUCCESS = "Success! Your notebook passes all the tests."
 FIGURE_CALL = re.compile(r"plt\.show\(\)|\bplot_\w+\(")
@@ -75,7 +75,7 @@ def chromium() -> str:
 def artifacts() -> Path:
     """test-artifacts/browser/, emptied of the previous run's screenshots."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):
+    for old in [*ARTIFACTS.glob("*.png"), *ARTIFACTS.glob("steps.txt")]:
         old.unlink()
     return ARTIFACTS
 
@@ -97,6 +97,7 @@ class Steps:
     @contextlib.contextmanager
     def step(self, name: str, shot: bool = True):
         self.number += 1
+        start = time.monotonic()
         try:
             yield
         except Exception as error:
@@ -109,6 +110,8 @@ class Steps:
             ) from error
         if shot:
             self.shot(name)
+        with open(self.folder / "steps.txt", "a") as log:  # step times, kept when a later step fails
+            log.write(f"{self.number:02d} {name} {time.monotonic() - start:.1f} s\n")
 
 
 def check_no_instructor_tools(page, lab: JupyterLab) -> None:
