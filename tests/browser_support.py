@@ -108,7 +108,8 @@ def solved_notebook(lesson: str) -> nbformat.NotebookNode:
 
 
 # Never in a learner's copy: nbgrader's instructor versions, and what only this checkout has.
-NOT_IN_THE_IMAGE = {".git", ".venv", "course", "test-artifacts", ".pytest_cache", "build", "dist", "runs", "out"}
+NOT_IN_THE_IMAGE = {".git", ".venv", "course", "tests", "test-artifacts", ".pytest_cache", "build", "dist",
+                    "runs", "out"}
 
 
 def learner_tree(dest: Path, lessons: list[str], solved: bool = True) -> Path:
@@ -116,7 +117,8 @@ def learner_tree(dest: Path, lessons: list[str], solved: bool = True) -> Path:
 
     What learners can change (lessons/) and what sets JupyterLab up (jupyter/, binder/, scripts/)
     is copied; the rest of the repository (docs/, results/, the package, ...) is linked in, as
-    Binder's image holds it; course/ holds only nbgrader_config.py. With ``solved``,
+    Binder's image holds it; course/ holds only nbgrader_config.py, and tests/ is left out
+    (binder/postBuild removes both). With ``solved``,
     ``solved/<lesson>.ipynb`` holds each lesson with its solutions pasted in.
     """
     dest.mkdir(parents=True)

@@ -97,6 +97,9 @@ def test_repo2docker_runs_postbuild_after_the_requirements(repo2docker_render):
     postbuild = [i for i, line in enumerate(lines) if line.strip() == "RUN ./binder/postBuild"]
     assert len(postbuild) == 1, "repo2docker does not run binder/postBuild"
     assert install < postbuild[0]
+    # postBuild runs only where REPO_DIR names its working folder (it deletes course/source).
+    workdir = [i for i, line in enumerate(lines) if line.strip() == "WORKDIR ${REPO_DIR}"]
+    assert "ENV REPO_DIR=${REPO_DIR}" in lines and workdir and workdir[-1] < postbuild[0]
 
 
 def test_repo2docker_starts_learners_through_binder_start(repo2docker_render):
@@ -163,13 +166,25 @@ def built_image(tmp_path_factory) -> tuple[Path, dict[str, str], subprocess.Comp
     tree.mkdir()
     ignore = shutil.ignore_patterns("gradebook.db", "release", "submitted", "autograded", "feedback",
                                     ".nbgrader.log", ".ipynb_checkpoints", "__pycache__")
-    for folder in ("binder", "jupyter", "course", "lessons", "scripts"):
+    for folder in ("binder", "jupyter", "course", "lessons", "scripts", "tests"):
         shutil.copytree(ROOT / folder, tree / folder, ignore=ignore)
     env = learner_environment(base / "home")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["REPO_DIR"] = str(tree)  # repo2docker's
     result = subprocess.run(["bash", "-c", postbuild_without_pip()], cwd=tree, env=env,
                             capture_output=True, text=True, timeout=300)
     return tree, env, result
+
+
+def test_postbuild_refuses_to_run_in_a_checkout(tmp_path):
+    """Outside repo2docker's build (no REPO_DIR naming the folder) it deletes nothing."""
+    tree = tmp_path / "checkout"
+    for folder in ("binder", "course"):
+        shutil.copytree(ROOT / folder, tree / folder, ignore=shutil.ignore_patterns("gradebook.db*"))
+    result = subprocess.run(["bash", str(tree / "binder" / "postBuild")], cwd=tree,
+                            env=learner_environment(tmp_path / "home"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "repo2docker's image build only" in result.stderr, result
+    assert (tree / "course" / "source").is_dir()
 
 
 @pytest.mark.slow
@@ -177,6 +192,7 @@ def test_postbuild_leaves_no_solutions_and_checks_the_learner_settings(built_ima
     tree, env, result = built_image
     assert result.returncode == 0, f"postBuild failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     assert not (tree / "course" / "source").exists(), "the image carries the instructor notebooks"
+    assert not (tree / "tests").exists(), "the image carries the tests (worked submissions)"
     assert (tree / "course" / "nbgrader_config.py").is_file(), "Validate needs course/nbgrader_config.py"
     lessons = sorted(p.name for p in (tree / "lessons").glob("*.ipynb"))
     assert lessons == sorted(p.name for p in (ROOT / "lessons").glob("*.ipynb")) and lessons
