@@ -432,3 +432,46 @@ def test_a_typical_mistake_costs_its_own_step(graded, lesson):
     _, _, lost, reason = PARTIAL[lesson]
     assert (row["status"], float(row["score"])) == ("graded", _points(lesson, manual=False) - lost), row["reason"]
     assert reason in row["reason"]
+
+
+# -- the figures and the committed results the lessons read ---------------------------------
+def test_figures_draw(mnist):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (_, _), (x_test, y_test) = mnist
+    x_hat = np.clip(x_test[:1000] * 0.8 + 0.05, 0, 1).astype(np.float32)
+    indices = list(range(10))
+    figures = [lessons.plot_round_trip(x_test, x_hat, indices, n=3),
+               lessons.plot_ssim_pairs([("a", x_test[0], x_hat[0])]),
+               lessons.plot_loss_histories(lessons.synthetic_records(seed=1), [("relu", "mse", "adam"), ("sigmoid", "i1", "adamax")]),
+               lessons.plot_reconstructions(x_test, {"model": x_hat}, indices),
+               lessons.plot_sweep(lessons.synthetic_sweep_rows(seed=2), "honest").figure]
+    for fig in figures:
+        texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+        assert texts and min(t.get_fontsize() for t in texts) >= 9
+        assert matplotlib.colors.to_rgba(fig.get_facecolor())[3] == 1.0  # opaque: readable in a dark theme
+        plt.close(fig)
+
+
+def test_committed_results_have_what_lessons_08_and_09_read():
+    """The full run and the beta sweep, once committed, in the format lessons 08-09 read."""
+    runs = ROOT / "results" / "thesis-grid" / "runs"
+    sweep = ROOT / "results" / "beta-sweep" / "tables.csv"
+    if not any(runs.glob("seed*/*.json")) and not sweep.is_file():
+        pytest.skip("results/thesis-grid/runs and results/beta-sweep are not committed yet")
+    if any(runs.glob("seed*/*.json")):
+        records = lessons.load_runs(runs)
+        configs = {(r["decoder"], r["loss"], r["optimizer"]) for r in records}
+        assert len(configs) == 30 and {r["seed"] for r in records} == set(range(5)) and len(records) == 150
+        assert {r["epochs"] for r in records} == {50}
+        assert all(len(r["val_loss_history"]) == 50 and 0 < r["thesis_ssim"] <= 1 for r in records)
+        for row in lessons.thesis_table():
+            assert lessons.seed_summary(records, row["decoder"], row["loss"], row["optimizer"])["n"] == 5
+    if sweep.is_file():
+        rows = lessons.sweep_table(sweep)
+        assert {r["beta"] for r in rows} == {b / 4 for b in range(9)}
+        assert {r["decoder"] for r in rows} == {"relu", "sigmoid"} and all(r["n_seeds"] == 5 for r in rows)
+        assert (ROOT / "results" / "beta-sweep" / "figures" / "ssim_vs_beta.png").is_file()
