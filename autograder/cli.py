@@ -13,6 +13,10 @@ Accepted submission layouts (folder or .zip): ``<student>/<NN_name>.ipynb``,
 ``<student>__<NN_name>.ipynb``; names such as
 ``01_autoencoder (1).ipynb`` (browser / Binder downloads) are accepted. The CSV has one row per
 (student, lesson): score, max_score, status (graded / error / missing) and a reason.
+
+Learners' code runs in a bubblewrap sandbox (no network, no course folder, limits on time,
+memory and processes); the tests run in the grader on plain data. Without bubblewrap, `grade`
+refuses to run unless --no-sandbox is given.
 """
 
 from __future__ import annotations

@@ -129,9 +129,9 @@ class SandboxedExecute(NbGraderPreprocessor):
             return [error_output("DeadKernelError", "the notebook's process died in this cell (a crash, os._exit "
                                  f"or out of memory){note}")]
         self.history.append(cell.source)
-        outputs = [self._output(o) for o in reply.get("outputs", [])]
+        outputs = [self._output(o) for o in reply["outputs"] if isinstance(o, dict)]
         outputs = [o for o in outputs if o is not None]
-        if reply.get("error"):
+        if isinstance(reply.get("error"), dict):
             error = reply["error"]
             outputs.append(error_output(_identifier(error.get("ename")), _scrub(str(error.get("evalue", "")))))
         return outputs
@@ -165,7 +165,8 @@ class SandboxedExecute(NbGraderPreprocessor):
             name = "stderr" if output.get("name") == "stderr" else "stdout"
             return new_output("stream", name=name, text=str(output.get("text", ""))[:100_000])
         if kind in ("display_data", "execute_result"):
-            data = {k: str(v) for k, v in dict(output.get("data", {})).items()
+            data = output.get("data") if isinstance(output.get("data"), dict) else {}
+            data = {k: str(v)[:2_000_000] for k, v in data.items()
                     if k in ("text/plain", "text/latex", "text/markdown", "image/png")}
             if kind == "execute_result":
                 return new_output("execute_result", data=data, execution_count=None)

@@ -16,7 +16,10 @@ import time
 import numpy as np
 
 from . import safe_sympy, wire
+from .sandbox import SandboxError
 from .session import Session
+
+MAX_REPLY = 256 * 2**20  # bytes of arrays in one answer (MNIST's test set is 31 MB)
 
 
 class LearnerError(Exception):
@@ -112,8 +115,8 @@ class Remote:
         """Run one cell; returns ``{"outputs": [...], "error": {...} or None}``."""
         self.session.send({"op": "exec", "source": source}, deadline=self.deadline)
         message, _ = self.session.receive(self.deadline, max_bytes=0)
-        if message.get("op") != "done":
-            raise wire.WireError("unexpected answer to exec")
+        if not isinstance(message, dict) or message.get("op") != "done" or not isinstance(message.get("outputs"), list):
+            raise SandboxError("the runner broke the protocol")
         return message
 
     def get(self, names) -> dict:
@@ -122,7 +125,7 @@ class Remote:
         if not names:
             return {}
         self.session.send({"op": "get", "names": names}, deadline=self.deadline)
-        message, blobs = self.session.receive(self.deadline)
+        message, blobs = self.session.receive(self.deadline, MAX_REPLY)
         values = message.get("values", {}) if message.get("op") == "values" else {}
         found = {}
         for name in names:
@@ -154,8 +157,8 @@ class Remote:
                   "kwargs": encoder.encode(dict(kwargs))}
         self.session.send(header, encoder.blobs, deadline=self.deadline)
         while True:
-            message, blobs = self.session.receive(self.deadline)
-            op = message.get("op")
+            message, blobs = self.session.receive(self.deadline, MAX_REPLY)
+            op = message.get("op") if isinstance(message, dict) else None
             if op == "callback":
                 self._answer_callback(message, blobs, callbacks, refs)
                 continue
@@ -165,7 +168,7 @@ class Remote:
                 for ref, tree in (message.get("refs") or {}).items():
                     self._decode(tree, blobs, refs)  # writes the array back in place
                 return self._decode(message.get("value"), blobs, refs, name="")
-            raise wire.WireError(f"unexpected answer {op!r}")
+            raise SandboxError("the runner broke the protocol")
 
     def _answer_callback(self, message, blobs, callbacks, refs):
         """Run the test's own function (trusted) on the learner's data and send the result."""

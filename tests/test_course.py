@@ -42,6 +42,14 @@ def test_nbgrader_config():
     assert config.Execute.timeout == 120 and config.Execute.interrupt_on_timeout is True
     assert config.OverwriteCells.add_missing_cells is True
     assert Course(COURSE, timeout=7).config().Execute.timeout == 7
+    # Autograding: learner cells in the sandbox, tests in the grader; feedback without hidden tests.
+    assert config.Autograde.autograde_preprocessors[0] == "autograder.execute.SandboxedExecute"
+    assert "nbgrader.preprocessors.Execute" not in config.Autograde.autograde_preprocessors
+    assert config.GenerateFeedback.preprocessors[0] == "nbgrader.preprocessors.ClearHiddenTests"
+    assert config.SandboxedExecute.timeout == 120 and config.SandboxedExecute.sandbox is True
+    assert config.SandboxedExecute.source_root == str(COURSE / "source")
+    unsafe = Course(COURSE, timeout=7, notebook_timeout=60, sandbox=False).config().SandboxedExecute
+    assert (unsafe.timeout, unsafe.notebook_timeout, unsafe.sandbox) == (7, 60, False)
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
