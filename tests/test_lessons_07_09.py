@@ -151,6 +151,18 @@ def test_load_runs_reads_the_train_result_format(tmp_path):
         lessons.load_runs(tmp_path / "nothing")
 
 
+def test_committed_runs_prefers_the_full_grid(tmp_path, monkeypatch):
+    monkeypatch.setenv("IDIVKIT_RESULTS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no committed per-seed results"):
+        lessons.committed_runs()
+    cells = [{"decoder": "relu", "loss": "mse", "optimizer": "adagrad", "seed": s, "thesis_ssim": 0.7, "honest_ssim": 0.8}
+             for s in range(3)]
+    write_runs(tmp_path / "thesis-cells" / "runs", cells)
+    assert len(lessons.committed_runs(verbose=False)) == 3
+    write_runs(tmp_path / "thesis-grid" / "runs", lessons.synthetic_records(seed=0, n_seeds=2))
+    assert len(lessons.committed_runs(verbose=False)) == 60
+
+
 def test_thesis_table_matches_the_thesis():
     rows = lessons.thesis_table()
     got = [(r["decoder"], r["loss"], r["optimizer"], r["thesis_value"]) for r in rows]
@@ -460,6 +472,12 @@ def test_committed_results_have_what_lessons_08_and_09_read():
     """The full run and the beta sweep, once committed, in the format lessons 08-09 read."""
     runs = ROOT / "results" / "thesis-grid" / "runs"
     sweep = ROOT / "results" / "beta-sweep" / "tables.csv"
+    cells = ROOT / "results" / "thesis-cells" / "runs"
+    if any(cells.glob("seed*/*.json")):
+        records = lessons.load_runs(cells)
+        assert {(r["decoder"], r["loss"], r["optimizer"]) for r in records} == {
+            (row["decoder"], row["loss"], row["optimizer"]) for row in lessons.thesis_table()}
+        assert {r["epochs"] for r in records} == {50} and len({r["seed"] for r in records}) >= 2
     if not any(runs.glob("seed*/*.json")) and not sweep.is_file():
         pytest.skip("results/thesis-grid/runs and results/beta-sweep are not committed yet")
     if any(runs.glob("seed*/*.json")):

@@ -109,6 +109,7 @@ from .tables import (  # noqa: E402
     TOLERANCE,
     beside_thesis,
     check_seed_summary,
+    committed_runs,
     live_mnist,
     load_runs,
     markdown_table,
@@ -139,7 +140,7 @@ from .which_beta import (  # noqa: E402
 __all__ += [
     "check_ssim_terms", "check_windowed_ssim", "figure_style", "plot_round_trip", "plot_ssim_pairs",
     "png_round_trip", "reference_windowed_ssim", "triangle_window_means", "window_means",
-    "TOLERANCE", "beside_thesis", "check_seed_summary", "live_mnist", "load_runs", "markdown_table", "plot_loss_histories",
+    "TOLERANCE", "beside_thesis", "check_seed_summary", "committed_runs", "live_mnist", "load_runs", "markdown_table", "plot_loss_histories",
     "plot_reconstructions", "plot_sweep", "reconstruct", "results_dir", "scores_by_optimizer", "seed_summary",
     "selection_inflation", "sweep_table", "synthetic_records", "thesis_table",
     "NOISE_MODELS", "as_tweedie", "best_beta", "check_equivalent", "indistinguishable", "named_divergence",

@@ -23,7 +23,7 @@ import numpy as np
 from ..names import DECODER_LABELS, DECODERS, LOSSES, OPTIMIZERS, THESIS_LOSSES, THESIS_OPTIMIZERS, label
 
 __all__ = [
-    "TOLERANCE", "results_dir", "live_mnist", "reconstruct", "load_runs", "thesis_table", "sweep_table", "seed_summary",
+    "TOLERANCE", "committed_runs", "results_dir", "live_mnist", "reconstruct", "load_runs", "thesis_table", "sweep_table", "seed_summary",
     "beside_thesis", "selection_inflation", "scores_by_optimizer", "synthetic_records",
     "check_seed_summary", "markdown_table", "plot_loss_histories", "plot_reconstructions",
     "plot_sweep",
@@ -86,6 +86,20 @@ def load_runs(folder) -> list[dict]:
         records.append(record)
     records.sort(key=_key)
     return records
+
+
+def committed_runs(verbose: bool = True) -> list[dict]:
+    """The committed per-seed records lesson 08 reads: the full grid
+    (``results/thesis-grid/runs``: 30 configurations) if this copy has it, else the six thesis
+    cells (``results/thesis-cells/runs``: each cell's thesis optimizer only). Says which with
+    ``verbose``. Lesson 08."""
+    for folder, what in (("thesis-grid", "the full grid"), ("thesis-cells", "the six thesis cells only")):
+        runs = results_dir(folder, "runs")
+        if any(runs.glob("seed*/*.json")):
+            if verbose:
+                print(f"results/{folder}/runs: {what}")
+            return load_runs(runs)
+    raise FileNotFoundError(f"no committed per-seed results under {results_dir()} (thesis-grid/runs or thesis-cells/runs)")
 
 
 def _read_csv(path) -> list[dict]:
