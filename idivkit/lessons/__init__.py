@@ -54,45 +54,6 @@ __all__ = [
     "course_style", "reference_steps", "shortcuts",
 ]
 
-# Lessons 05-06: training by hand (numpy), the thesis's experiment in Keras 3.
-from .by_hand import (  # noqa: E402
-    check_minibatches,
-    check_optimizer,
-    check_train,
-    defaults_table,
-    keras2_adagrad_step,
-    keras2_hyper,
-    nadam_momentum,
-    plot_loss_curves,
-    reference_minibatches,
-    reference_step,
-    reference_train,
-)
-
-__all__ += [
-    "check_minibatches", "check_optimizer", "check_train", "defaults_table", "keras2_adagrad_step",
-    "keras2_hyper", "nadam_momentum", "plot_loss_curves", "reference_minibatches", "reference_step",
-    "reference_train",
-]
-from .experiment import (  # noqa: E402
-    check_keras_independent,
-    check_keras_loss,
-    check_model,
-    committed_row,
-    committed_run,
-    describe_model,
-    plot_history_against_committed,
-    plot_reconstructions as plot_reconstruction_rows,
-    results_dir as committed_results_dir,
-    train_epochs,
-)
-
-__all__ += [
-    "check_keras_independent", "check_keras_loss", "check_model", "committed_row", "committed_run",
-    "committed_results_dir", "describe_model", "plot_history_against_committed", "plot_reconstruction_rows",
-    "train_epochs",
-]
-
 # Lessons 07-09: SSIM, the thesis's tables, which beta.
 from .ssim_steps import (  # noqa: E402
     check_ssim_terms,
