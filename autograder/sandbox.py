@@ -65,11 +65,16 @@ def mnist_file() -> Path | None:
 
 
 def _read_only_paths() -> list[Path]:
-    """The Python installation, the virtual environment and the idivkit package."""
+    """The Python installation, the virtual environment, the idivkit package and the committed
+    results the later lessons read (``results/`` beside the package, or ``$IDIVKIT_RESULTS``):
+    what a learner's Binder has, and nothing of the course folder."""
     import idivkit
 
-    paths = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
-             Path(idivkit.__file__).resolve().parent]
+    package = Path(idivkit.__file__).resolve().parent
+    paths = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package]
+    for results in (package.parent / "results", Path(os.environ.get("IDIVKIT_RESULTS", "") or "/nonexistent")):
+        if results.is_dir():
+            paths.append(results.resolve())
     unique = []
     for path in paths:
         if not any(path == p or p in path.parents for p in unique):
@@ -90,6 +95,8 @@ def environment(mnist: Path | None) -> dict[str, str]:
             env[name] = os.environ[name]
     if mnist:
         env["IDIVKIT_MNIST"] = "/data/mnist.npz"
+    if os.environ.get("IDIVKIT_RESULTS") and Path(os.environ["IDIVKIT_RESULTS"]).is_dir():
+        env["IDIVKIT_RESULTS"] = str(Path(os.environ["IDIVKIT_RESULTS"]).resolve())
     return env
 
 

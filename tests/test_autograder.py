@@ -209,15 +209,15 @@ def test_batch_never_crashes(batch):
 def test_partial_submissions_get_the_exact_partial_score(batch):
     rows = batch["rows"]
     row = rows[("partial", "00_welcome")]
-    assert (row["score"], row["max_score"], row["status"]) == ("2", "4", "graded")
-    assert row["reason"].startswith("test_class_means (0/2): AssertionError: class_means(flat, labels): ")
+    assert (row["score"], row["max_score"], row["status"]) == ("2", f"{max_score('00_welcome'):g}", "graded")
+    assert row["reason"].startswith("test_class_means (0/2): AssertionError: class_means(")
     row = rows[("partial", "01_autoencoder")]
-    assert (row["score"], row["max_score"], row["status"]) == ("3", "6", "graded")
+    assert (row["score"], row["max_score"], row["status"]) == ("3", f"{max_score('01_autoencoder'):g}", "graded")
     assert "file name '01_autoencoder (1).ipynb' taken as 01_autoencoder" in row["reason"]
     assert "test_sigmoid (0/1): AssertionError: sigmoid(0) is" not in row["reason"]  # sigmoid(0) = 1/2 either way
     assert "test_sigmoid (0/1): AssertionError: sigmoid(2) should be above 1/2" in row["reason"]
-    assert ("test_forward_pass (0/2): IntegrityError: Integrity: your `forward` uses the idivkit reference "
-            "`idivkit.backprop.forward`; this step scores zero.") in row["reason"]
+    assert "test_forward_pass (0/2): " in row["reason"]  # calls the reference: never points
+    # (the integrity messages themselves are checked in test_hostile.py and test_sandbox.py)
 
 
 @pytest.mark.slow
@@ -252,7 +252,7 @@ def test_kernel_crash_costs_only_its_cell(batch):
     """The process dies in the to_unit_interval cell: a fresh sandbox replays the cells before
     it and runs the rest, so only that step is lost."""
     row = batch["rows"][("crasher", "00_welcome")]
-    assert (row["score"], row["max_score"], row["status"]) == ("3", "4", "graded")
+    assert (row["score"], row["max_score"], row["status"]) == ("3", f"{max_score('00_welcome'):g}", "graded")
     assert "to_unit_interval: the notebook's process died here" in row["reason"]
 
 

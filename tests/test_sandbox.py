@@ -106,7 +106,7 @@ def test_sandbox_isolation_and_calls():
             "try:\n    open(idivkit.__file__, 'a'); print('WRITABLE')\n"
             "except OSError:\n    print('read-only')\n")
         text = probe["outputs"][0]["text"]
-        assert text.splitlines()[0] == "65534 ['.venv', 'idivkit']"  # no course/, no gradebook
+        assert text.splitlines()[0] == "65534 ['.venv', 'idivkit', 'results']"  # no course/, no gradebook
         assert "no network" in text and "read-only" in text
         remote.execute("def double(a, cb=None):\n    a *= 2\n    return {'x': a.sum(), 'cb': cb(a) if cb else None}\n"
                        "def boom():\n    raise ValueError('nope')\nclass Thing: pass\nthing = Thing()")
