@@ -21,6 +21,10 @@ class UnsafeExpression(ValueError):
     """The text is not a plain sympy expression within the limits."""
 
 
+#: The named constants ``srepr`` writes as bare names, and the sympy attributes they are.
+_CONSTANTS = {"pi": "pi", "E": "E", "oo": "oo", "I": "I", "zoo": "zoo", "nan": "nan"}
+
+
 def _constructor(name: str):
     import sympy
 
@@ -89,6 +93,8 @@ def parse(text: str):
                 raise UnsafeExpression("precision too large")
             return cls(*args, **kwargs)
         if isinstance(node, ast.Name):
+            if node.id in _CONSTANTS:  # srepr writes pi, E, oo, I as bare names
+                return getattr(sympy, _CONSTANTS[node.id])
             return _constructor(node.id)()  # singletons such as Half(), Pi() appear called; be lenient
         if isinstance(node, (ast.Tuple, ast.List)):
             return sympy.Tuple(*[build(e, power) for e in node.elts])

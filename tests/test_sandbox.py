@@ -69,7 +69,11 @@ def test_sympy_round_trip_and_refusals():
     y, x = sp.symbols("y x", positive=True)
     expr = y * sp.log(y / x) - y + x
     assert parse(sp.srepr(expr)) == expr
-    for text in ['__import__("os")', 'sympify("1")', "Pow(Integer(10), Integer(100000))",
+    # Named constants (srepr writes them as bare names): a Gaussian likelihood has a pi in it.
+    for constant in (sp.pi, sp.E, sp.oo, sp.I, sp.exp(-x**2 / 2) / sp.sqrt(2 * sp.pi)):
+        assert parse(sp.srepr(constant)) == constant
+    for text in ['__import__("os")', 'sympify("1")', "Pow(Integer(10), Integer(100000))", "pi()",
+                 "pi.__class__",
                  "Symbol('x').__class__", "Pow(Pow(Integer(10), Integer(100)), Integer(1000))"]:
         with pytest.raises(UnsafeExpression):
             parse(text)
