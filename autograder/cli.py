@@ -102,6 +102,10 @@ def _run(args) -> int:
         graded = sum(r.status == "graded" for r in rows)
         print(f"graded {graded} notebook(s), {sum(r.status == 'error' for r in rows)} error(s), "
               f"{sum(r.status == 'missing' for r in rows)} missing, {len(skipped)} skipped file(s)")
+        waiting = sum("awaiting manual grading" in r.reason for r in rows)
+        if waiting:
+            print(f"{waiting} notebook(s) have written answers awaiting manual grading "
+                  "(the Formgrader's Manual Grading view; scores rise when you grade them)")
         print(f"grades: {out.resolve()}")
         if graded and not args.no_feedback:
             print(f"feedback: {course.root / 'feedback'}/<student>/<lesson>/<lesson>.html")

@@ -148,6 +148,9 @@ def autograde_one(course: Course, sub: Submission, feedback: bool) -> Row:
     with course.gradebook() as gb:
         submission = gb.find_submission(lesson, student)
         score, max_score = float(submission.score), float(submission.max_score)
+        # Written answers (nbgrader manual cells) wait for the instructor: not lost points.
+        pending = [(g.name, float(g.max_score)) for nb in submission.notebooks for g in nb.grades
+                   if g.needs_manual_grade]
     reasons = failure_reasons(course, student, lesson)
     if feedback:
         fb = api.generate_feedback(lesson, student, force=True)
@@ -155,8 +158,9 @@ def autograde_one(course: Course, sub: Submission, feedback: bool) -> Row:
             notes.append("feedback could not be generated")
     if not reasons:
         reasons = ["all tests passed"]
-        if score < max_score:
-            reasons.append(f"{max_score - score:g} point(s) to grade by hand")
+    if pending:
+        reasons.append(f"awaiting manual grading: {', '.join(name for name, _ in pending)} "
+                       f"({sum(points for _, points in pending):g} point(s) to grade by hand)")
     return Row(student, lesson, score, max_score, "graded", "; ".join(notes + reasons), sub.path)
 
 

@@ -230,8 +230,6 @@ def test_scipy_kl_div_is_a_shortcut(graded):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="idivkit-grade does not yet report written answers as awaiting manual grading "
-                          "(autograder work, issue 10 item 8)", strict=False)
 def test_written_answers_are_reported_as_awaiting_manual_grading(graded):
     row = graded["rows"][("teacher", "00_welcome")]
     assert float(row["score"]) == auto_points("00_welcome")

@@ -438,8 +438,6 @@ def test_the_packages_keras_loss_scores_zero_for_its_step(graded):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="idivkit-grade does not yet report written answers as awaiting manual grading",
-                   strict=False)
 @pytest.mark.parametrize("lesson, grade_id", [("05_training_by_hand", "question-optimizers"),
                                               ("06_keras_experiment", "question-keras")])
 def test_written_answers_are_reported_as_awaiting_manual_grading(graded, lesson, grade_id):
