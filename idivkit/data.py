@@ -259,7 +259,7 @@ def load_mnist_subset(n_train_per_class: int, n_test_per_class: int, seed: int =
 def first_of_each_digit(y, limit: int = 1000) -> np.ndarray:
     """Index of the FIRST image of each digit 0..9 among ``y[:limit]`` (in digit order).
 
-    This is step 1 of the thesis's SSIM protocol (thesis-notes section 2), which used the
+    This is step 1 of the thesis's SSIM protocol (docs/protocol.md), which used the
     first 1000 test labels. Raises ValueError naming any digit that does not occur.
     """
     y = np.asarray(y)
