@@ -114,6 +114,9 @@ def bwrap_command(runner_dir: Path, fds: tuple[int, int], mnist: Path | None, li
                  "nsswitch.conf", "fonts", "mime.types"):
         if os.path.exists(f"/etc/{name}"):
             cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    # The private /tmp first (made by bwrap as root: opened to the unprivileged runner), so that
+    # read-only binds below it (a course checked out under /tmp) land on it, not under it.
+    cmd += ["--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     made = {"/", "/usr", "/etc", "/tmp", "/dev", "/proc"}
     binds = [(p, p) for p in _read_only_paths()] + [(runner_dir, Path("/sandbox"))]
     if mnist:
@@ -124,10 +127,8 @@ def bwrap_command(runner_dir: Path, fds: tuple[int, int], mnist: Path | None, li
                 cmd += ["--perms", "0755", "--dir", str(parent)]
                 made.add(str(parent))
         cmd += ["--ro-bind", str(source), str(target)]
-    # The private /tmp is made by bwrap (root): open it to the unprivileged runner.
-    cmd += ["--dev", "/dev", "--proc", "/proc", "--perms", "01777", "--size", str(limits.tmp_bytes),
-            "--tmpfs", "/tmp", "--perms", "0777", "--dir", "/tmp/home", "--perms", "0777", "--dir", "/tmp/work",
-            "--chdir", "/tmp/work"]
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--perms", "0777", "--dir", "/tmp/home",
+            "--perms", "0777", "--dir", "/tmp/work", "--chdir", "/tmp/work"]
     for key, value in environment(mnist).items():
         cmd += ["--setenv", key, value]
     setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"

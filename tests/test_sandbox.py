@@ -4,6 +4,7 @@ plain-data protocol, and what the sandbox lets a notebook see and do (a real bub
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,6 +97,22 @@ def test_wire_values_round_trip_without_pickle():
 needs_bwrap = pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed")
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_private_tmp_is_mounted_before_the_binds_under_it(tmp_path):
+    """A course checked out under /tmp (as CI may) must stay visible: bwrap's private /tmp has
+    to come before the read-only binds, or it hides them."""
+    from autograder.sandbox import Limits, bwrap_command
+
+    cmd = bwrap_command(tmp_path, (3, 4), None, Limits())
+    tmpfs = cmd.index("--tmpfs")
+    assert cmd[tmpfs + 1] == "/tmp"
+    binds = [i for i, arg in enumerate(cmd) if arg == "--ro-bind"]
+    assert all(i > tmpfs for i in binds if cmd[i + 2].startswith("/tmp/")), cmd
+    assert cmd.index("--ro-bind", tmpfs) > tmpfs and "/sandbox" in cmd
+
+
 @needs_bwrap
 def test_sandbox_isolation_and_calls():
     with Session() as session:
@@ -103,7 +120,7 @@ def test_sandbox_isolation_and_calls():
         remote.deadline = time.monotonic() + 60
         probe = remote.execute(
             "import os, socket\n"
-            "print(os.getuid(), sorted(os.listdir('/work/main')) if os.path.isdir('/work/main') else [])\n"
+            f"print(os.getuid(), sorted(os.listdir({str(REPO)!r})) if os.path.isdir({str(REPO)!r}) else [])\n"
             "try:\n    socket.create_connection(('1.1.1.1', 80), timeout=1); print('NET')\n"
             "except OSError:\n    print('no network')\n"
             "import idivkit\n"
