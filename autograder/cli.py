@@ -3,8 +3,10 @@
 Typical use, from the repository root::
 
     idivkit-grade build                                # all lessons -> course/release, lessons/
-    idivkit-grade grade submissions.zip --out grades.csv
+    idivkit-grade grade submissions.zip --out grades.csv          # one job per CPU core
+    idivkit-grade grade submissions.zip --jobs 8 --out grades.csv
     idivkit-grade grade submissions/ --lesson 01_autoencoder --out grades-01.csv
+    idivkit-grade autograde 00_welcome                 # on a hub: what nbgrader collect gathered
     idivkit-grade feedback                             # (again) HTML feedback for everyone
     idivkit-grade export --out grades.csv              # the gradebook as CSV, no grading
 
@@ -55,10 +57,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds each cell may run (default: nbgrader_config.py, 120)")
     p.add_argument("--notebook-timeout", type=int, default=None,
                    help="seconds a whole notebook may run (default: nbgrader_config.py, 1800)")
+    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                   help="submissions graded at once, each in its own sandbox (default: one per "
+                        "CPU core; the grades are the same for any N)")
     p.add_argument("--no-feedback", action="store_true", help="skip the HTML feedback")
     p.add_argument("--no-sandbox", action="store_true",
                    help="run learners' code WITHOUT isolation when bubblewrap is missing (only for "
                         "submissions you trust: a notebook could then change grades and files)")
+
+    p = sub.add_parser("autograde", parents=[common],
+                       help="autograde what nbgrader collect put in submitted/ (a JupyterHub class)")
+    p.add_argument("lesson", metavar="LESSON")
+    p.add_argument("--out", type=Path, default=None,
+                   help="CSV of grades (default: grades-LESSON.csv in the course folder)")
+    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                   help="submissions graded at once (default: one per CPU core)")
+    p.add_argument("--timeout", type=int, default=None, help="seconds each cell may run")
+    p.add_argument("--notebook-timeout", type=int, default=None, help="seconds a whole notebook may run")
 
     p = sub.add_parser("feedback", parents=[common], help="HTML feedback for the autograded submissions")
     p.add_argument("--lesson", action="append", default=[], metavar="LESSON")
@@ -73,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args) -> int:
     from .build import build
-    from .grade import export, generate_feedback, grade, write_csv
+    from .grade import default_jobs, export, generate_feedback, grade, write_csv
+    from .sandbox import bwrap
 
     course = Course(args.course, timeout=getattr(args, "timeout", None),
                     notebook_timeout=getattr(args, "notebook_timeout", None),
@@ -91,8 +107,9 @@ def _run(args) -> int:
     if args.command == "grade":
         if not args.submissions.exists():
             raise CourseError(f"{args.submissions} does not exist (give a folder or a .zip)")
-        rows, skipped = grade(course, args.submissions, args.lesson,
-                                        feedback=not args.no_feedback, progress=progress)
+        jobs = default_jobs() if args.jobs is None else args.jobs
+        rows, skipped = grade(course, args.submissions, args.lesson, feedback=not args.no_feedback,
+                              progress=progress, jobs=jobs)
         out = write_csv(rows, args.out)
         for path, why in skipped:
             print(f"skipped {path}: {why}")
@@ -109,6 +126,20 @@ def _run(args) -> int:
         print(f"grades: {out.resolve()}")
         if graded and not args.no_feedback:
             print(f"feedback: {course.root / 'feedback'}/<student>/<lesson>/<lesson>.html")
+        return 0
+    if args.command == "autograde":
+        from .collected import grade_collected
+
+        if course.sandbox and not bwrap():
+            raise CourseError("bubblewrap (bwrap) is not installed, so submissions cannot be isolated")
+        jobs = default_jobs() if args.jobs is None else args.jobs
+        rows = grade_collected(course, args.lesson, jobs=jobs, progress=progress)
+        out = write_csv(rows, args.out or course.root / f"grades-{args.lesson}.csv")
+        for row in rows:
+            if row.status != "graded":
+                print(f"{row.status}: {row.student} ({row.file}): {row.reason}")
+        print(f"autograded {sum(r.status == 'graded' for r in rows)} of {len(rows)} collected notebook(s)")
+        print(f"grades: {out.resolve()}")
         return 0
     if args.command == "feedback":
         files = generate_feedback(course, args.lesson, progress=progress)

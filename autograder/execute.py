@@ -62,6 +62,7 @@ class SandboxedExecute(NbGraderPreprocessor):
     notebook_timeout = Integer(1800, help="seconds the whole notebook may run").tag(config=True)
     sandbox = Bool(True, help="run learner code in bubblewrap (False: no isolation)").tag(config=True)
     max_restarts = Integer(3, help="sandbox restarts per notebook after a crash or a timeout").tag(config=True)
+    threads = Integer(2, help="threads of the learner's numerical libraries (BLAS, TensorFlow)").tag(config=True)
 
     def preprocess(self, nb, resources):
         lesson = resources["nbgrader"]["assignment"]
@@ -85,7 +86,7 @@ class SandboxedExecute(NbGraderPreprocessor):
 
     # -- sandbox life ------------------------------------------------------------------------
     def _start(self):
-        self.session = Session(sandboxed=self.sandbox, limits=Limits()).start()
+        self.session = Session(sandboxed=self.sandbox, limits=Limits(threads=self.threads)).start()
         self.remote = Remote(self.session)
 
     def _restart(self) -> str | None:

@@ -114,15 +114,31 @@ def _crash_reason(result: dict) -> str:
     return "nbgrader could not autograde it: " + (_first_line(lines[-1]) if lines else "unknown error")
 
 
+def default_jobs() -> int:
+    """As many grading jobs as this process may use cores."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_jobs(jobs) -> int:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise CourseError(f"jobs must be a whole number of at least 1, got {jobs!r}")
+    return jobs
+
+
 def _sa_warning():
     from sqlalchemy.exc import SAWarning
 
     return SAWarning
 
 
-def autograde_one(course: Course, sub: Submission, feedback: bool) -> Row:
-    """Place, autograde and (optionally) generate feedback for one submission."""
-    api = course.api()
+def place(course: Course, sub: Submission) -> tuple[list[str], float | None]:
+    """Repair ``sub`` and put it where ``nbgrader collect`` would; clear its earlier grade.
+
+    Returns the notes on what was repaired and the lesson's maximum score.
+    """
     lesson, student = sub.lesson, sub.student
     release_nb = nbformat.read(course.release_notebook(lesson), as_version=4)
     source_nb = nbformat.read(course.source_notebook(lesson), as_version=4)
@@ -139,6 +155,15 @@ def autograde_one(course: Course, sub: Submission, feedback: bool) -> Row:
             gb.remove_submission(lesson, student)
         except Exception:
             pass
+    return notes, max_score
+
+
+def score(course: Course, sub: Submission, notes: list[str], max_score, feedback: bool, api=None) -> Row:
+    """Autograde a placed submission with nbgrader (``api``: the course's, or one that replays
+    outputs executed elsewhere), generate its feedback, and read its row back."""
+    api = api or course.api()
+    lesson, student = sub.lesson, sub.student
+    notes = list(notes)
     with warnings.catch_warnings():  # nbgrader's own SQLAlchemy session warnings: not ours
         warnings.simplefilter("ignore", category=_sa_warning())
         result = api.autograde(lesson, student, force=True, create=True)
@@ -164,13 +189,29 @@ def autograde_one(course: Course, sub: Submission, feedback: bool) -> Row:
     return Row(student, lesson, score, max_score, "graded", "; ".join(notes + reasons), sub.path)
 
 
+def autograde_one(course: Course, sub: Submission, feedback: bool) -> Row:
+    """Place, autograde and (optionally) generate feedback for one submission, in this process."""
+    notes, max_score = place(course, sub)
+    return score(course, sub, notes, max_score, feedback)
+
+
+def grading_failed(sub: Submission, error: BaseException) -> Row:
+    """The row of a submission whose grading raised: a score of zero and the reason."""
+    return Row(sub.student, sub.lesson, 0.0, None, "error",
+               "; ".join(sub.notes + [f"grading failed: {type(error).__name__}: "
+                                      f"{_first_line(str(error))}"]), sub.path)
+
+
 def grade(course: Course, source: Path | str, lessons=None, *, feedback: bool = True,
-          progress: bool = True) -> tuple[list[Row], list[tuple[str, str]]]:
+          progress: bool = True, jobs: int = 1) -> tuple[list[Row], list[tuple[str, str]]]:
     """Grade every submission under ``source`` (a folder or a .zip).
 
-    Returns the CSV rows (sorted by student, lesson) and the skipped files ``(path, why)``.
-    Refuses to run without bubblewrap unless the course was opened with ``sandbox=False``.
+    ``jobs`` submissions are executed at once (:mod:`autograder.parallel`); the grades are the
+    same for any number. Returns the CSV rows (sorted by student, lesson) and the skipped files
+    ``(path, why)``. Refuses to run without bubblewrap unless the course was opened with
+    ``sandbox=False``.
     """
+    jobs = check_jobs(jobs)
     if course.sandbox and not bwrap():
         raise CourseError("bubblewrap (bwrap) is not installed, so submissions cannot be isolated: "
                           "install it (apt-get install bubblewrap), or pass --no-sandbox to grade "
@@ -193,13 +234,16 @@ def grade(course: Course, source: Path | str, lessons=None, *, feedback: bool = 
             todo.append(sub)
     for lesson in sorted({s.lesson for s in todo}):
         course.ensure_released(lesson)
-    for sub in tqdm(todo, desc="autograding", unit="notebook", disable=not progress):
-        try:
-            rows.append(autograde_one(course, sub, feedback))
-        except Exception as error:  # never let one submission stop the batch
-            rows.append(Row(sub.student, sub.lesson, 0.0, None, "error",
-                            "; ".join(sub.notes + [f"grading failed: {type(error).__name__}: "
-                                                   f"{_first_line(str(error))}"]), sub.path))
+    if jobs > 1 and len(todo) > 1:
+        from .parallel import grade_parallel
+
+        rows += grade_parallel(course, todo, feedback=feedback, jobs=jobs, progress=progress)
+    else:
+        for sub in tqdm(todo, desc="autograding", unit="notebook", disable=not progress):
+            try:
+                rows.append(autograde_one(course, sub, feedback))
+            except Exception as error:  # never let one submission stop the batch
+                rows.append(grading_failed(sub, error))
     # A student who handed in some lessons of this batch but not others gets "missing" rows.
     batch_lessons = wanted if lessons else sorted({s.lesson for s in todo})
     students = sorted({r.student for r in rows if r.student})
@@ -245,17 +289,31 @@ def export(course: Course, lessons=None) -> list[Row]:
 
 
 def write_csv(rows: list[Row], out: Path | str) -> Path:
-    """Write the rows to ``out`` all at once (a temporary file renamed): never a partial CSV."""
+    """Write the rows to ``out`` all at once (a temporary file renamed): never a partial CSV.
+
+    A target that exists and is not a regular file (``/dev/null``, a pipe) is written into,
+    never replaced.
+    """
     out = Path(out)
+    if out.exists() and not out.is_file():
+        if out.is_dir():
+            raise CourseError(f"--out {out} is a folder: give the CSV file's name")
+        with open(out, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
+            _write_rows(handle, rows)
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row.as_dict())
+        _write_rows(handle, rows)
     os.replace(tmp, out)
     return out
+
+
+def _write_rows(handle, rows) -> None:
+    writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row.as_dict())
 
 
 def generate_feedback(course: Course, lessons=None, *, progress: bool = True) -> list[Path]:

@@ -47,6 +47,7 @@ class Limits:
     open_files: int = 512
     tmp_bytes: int = 512 * 2**20       # size of its private /tmp
     startup_seconds: float = 120.0
+    threads: int = 2                   # BLAS / OpenMP / TensorFlow threads of the learner's code
 
 
 def bwrap() -> str | None:
@@ -82,11 +83,18 @@ def _read_only_paths() -> list[Path]:
     return unique
 
 
-def environment(mnist: Path | None) -> dict[str, str]:
+def thread_variables(threads: int) -> dict[str, str]:
+    """The variables that size the thread pools of numpy's BLAS, OpenMP and TensorFlow."""
+    n = str(max(1, int(threads)))
+    return {name: n for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                 "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+
+
+def environment(mnist: Path | None, threads: int = Limits.threads) -> dict[str, str]:
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home", "LANG": "C.UTF-8",
            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
            "MPLCONFIGDIR": "/tmp/home/.matplotlib", "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "2"}
+           "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "2", **thread_variables(threads)}
     libdir = sysconfig.get_config_var("LIBDIR")
     if libdir:
         env["LD_LIBRARY_PATH"] = str(Path(libdir).resolve())
@@ -129,7 +137,7 @@ def bwrap_command(runner_dir: Path, fds: tuple[int, int], mnist: Path | None, li
         cmd += ["--ro-bind", str(source), str(target)]
     cmd += ["--dev", "/dev", "--proc", "/proc", "--perms", "0777", "--dir", "/tmp/home",
             "--perms", "0777", "--dir", "/tmp/work", "--chdir", "/tmp/work"]
-    for key, value in environment(mnist).items():
+    for key, value in environment(mnist, limits.threads).items():
         cmd += ["--setenv", key, value]
     setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
     cmd += ["--", setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",

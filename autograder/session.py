@@ -70,7 +70,7 @@ class Session:
             cwd.mkdir()
             cmd = [sys.executable, str(self._dir / "runner.py"), str(fds[0]), str(fds[1])]
             mnist = mnist_file()
-            env = dict(environment(None), HOME=str(self._dir), MPLCONFIGDIR=str(self._dir / ".mpl"),
+            env = dict(environment(None, self.limits.threads), HOME=str(self._dir), MPLCONFIGDIR=str(self._dir / ".mpl"),
                        PATH=os.environ.get("PATH", "/usr/bin:/bin"))
             env.pop("LD_LIBRARY_PATH", None)
             if mnist:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Autograde a lesson's collected submissions with the course's sandboxed grader, then write the
-# lesson's grades as CSV into the instructor's course folder.
+# Autograde a lesson's collected submissions with the course's sandboxed grader (several at once),
+# then write the lesson's grades as CSV into the instructor's course folder.
 #
 #   sudo hub/autograde.sh LESSON [INSTRUCTOR]        e.g. sudo hub/autograde.sh 00_welcome
 #
@@ -37,12 +37,14 @@ fi
   || { echo "error: no nbgrader in $venv: set IDIVKIT_VENV to the course's environment" >&2; exit 1; }
 owner=$(stat -c %u:%g "$course")
 
-# nbgrader reads hub/nbgrader_config.py (which loads the course's own file) and nothing from
-# root's home or the working directory.
+# The grader reads the course's own nbgrader_config.py, and nothing from root's home or the
+# working directory.
 work=$(mktemp -d)
 trap 'chown -R "$owner" "$course"; rm -rf "$work"' EXIT
 cd "$work"
 export JUPYTER_CONFIG_DIR="$work" JUPYTER_CONFIG_PATH="$hub" IDIVKIT_COURSE="$course" \
   IDIVKIT_EXCHANGE="${IDIVKIT_EXCHANGE:-/srv/nbgrader/exchange}" TF_CPP_MIN_LOG_LEVEL=2
-"$venv/bin/nbgrader" autograde "$lesson" --log-level=WARN
-"$venv/bin/idivkit-grade" export --course "$course" --lesson "$lesson" --out "$course/grades-$lesson.csv"
+# nbgrader's autograde of every collected submission, several at once (one per core; IDIVKIT_JOBS
+# to choose), with the course's sandboxed Execute step; one CSV row per submission, with reasons.
+"$venv/bin/idivkit-grade" autograde "$lesson" --course "$course" --out "$course/grades-$lesson.csv" \
+  --quiet ${IDIVKIT_JOBS:+--jobs "$IDIVKIT_JOBS"}

@@ -143,8 +143,10 @@ def graded_batch(tmp_root: Path) -> dict:
                 zf.write(path, path.relative_to(subs.parent).as_posix())
 
     out = tmp_root / "grades.csv"
+    # Two jobs: every kind of submission below goes through the parallel grader
+    # (test_jobs_do_not_change_grades compares it with one job).
     run = subprocess.run(cli + ["grade", str(archive), "--course", str(course_dir), "--out", str(out),
-                                "--quiet"], env=env, cwd=ROOT, capture_output=True, text=True)
+                                "--jobs", "2", "--quiet"], env=env, cwd=ROOT, capture_output=True, text=True)
     slow = tmp_root / "slow"
     write(endless_00(), slow / "slowpoke" / "00_welcome.ipynb")
     write(instructor("00_welcome"), slow / "after" / "00_welcome.ipynb")  # the batch goes on
@@ -152,7 +154,7 @@ def graded_batch(tmp_root: Path) -> dict:
     slow_run = subprocess.run(cli + ["grade", str(slow), "--course", str(course_dir), "--out", str(slow_out),
                                      "--timeout", str(TIMEOUT_S), "--quiet", "--no-feedback"],
                               env=env, cwd=ROOT, capture_output=True, text=True)
-    _BATCH.update(course=course_dir, lessons_dir=lessons_dir, run=run, slow_run=slow_run,
+    _BATCH.update(course=course_dir, lessons_dir=lessons_dir, run=run, slow_run=slow_run, archive=archive,
                   rows=read_csv(out) if out.exists() else {},
                   slow_rows=read_csv(slow_out) if slow_out.exists() else {})
     return _BATCH
@@ -282,6 +284,40 @@ def test_cell_timeout_scores_the_rest_and_the_batch_goes_on(batch):
 
 
 @pytest.mark.slow
+def test_jobs_do_not_change_grades(batch, tmp_path):
+    """Lesson 00's part of the batch (graded with 2 jobs: full marks, zero, partial, an
+    exception, edited tests, a crash) graded again with 1 job, in a copy of the course: the
+    same rows, reasons included, and the same scores in the gradebook."""
+    import shutil
+
+    course = shutil.copytree(batch["course"], tmp_path / "course", symlinks=True)
+    out = tmp_path / "grades-1job.csv"
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(batch["archive"]), "--course",
+                          str(course), "--lesson", "00_welcome", "--jobs", "1", "--quiet", "--no-feedback",
+                          "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    one_job = read_csv(out)
+    two_jobs = {key: row for key, row in batch["rows"].items() if key[1] == "00_welcome"}
+    graded = {key for key, row in two_jobs.items() if row["status"] == "graded"}
+    assert len(graded) >= 7 and graded <= set(one_job)
+    for key in set(one_job) & set(two_jobs):
+        assert one_job[key] == two_jobs[key], key
+    scores = {}
+    for root in (batch["course"], course):
+        with Course(root).gradebook() as gb:
+            scores[root] = {(s.student.id, n.name, g.name): (g.score, g.auto_score)
+                            for s in gb.assignment_submissions("00_welcome")
+                            for n in s.notebooks for g in n.grades}
+    assert scores[batch["course"]] == scores[course]
+
+
+def test_jobs_must_be_positive(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path), "--jobs", "0"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1 and "jobs must be a whole number of at least 1, got 0" in done.stderr
+
+
+@pytest.mark.slow
 def test_feedback_and_export(batch):
     course = batch["course"]
     assert (course / "feedback" / "partial" / "00_welcome" / "00_welcome.html").is_file()
@@ -318,3 +354,25 @@ def test_restore_uses_no_solutions():
     assert "to_unit_interval" in graded and "test_fraction_background" in graded
     assert notes == ["restored deleted cell(s) " + ", ".join(graded)]
     assert "BEGIN SOLUTION" not in json.dumps(empty) and "np.count_nonzero" not in json.dumps(empty)
+
+
+def test_csv_into_a_device_or_pipe_is_written_not_replaced(tmp_path):
+    """``--out /dev/null`` once replaced /dev/null with a regular file (the CSV is written to a
+    temporary file and renamed): a target that is not a regular file is written into."""
+    import stat
+    import threading
+
+    from autograder.course import CourseError
+    from autograder.grade import Row, write_csv
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text(encoding="utf-8")))
+    reader.start()
+    write_csv([Row("ann", "00_welcome", 4.0, 6.0, "graded", "all tests passed")], pipe)
+    reader.join(timeout=10)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert received and received[0].splitlines()[1] == "ann,00_welcome,4,6,graded,all tests passed,"
+    with pytest.raises(CourseError, match="is a folder"):
+        write_csv([], tmp_path)
