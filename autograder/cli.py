@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("autograde", parents=[common],
                        help="autograde what nbgrader collect put in submitted/ (a JupyterHub class)")
-    p.add_argument("lesson", metavar="LESSON")
+    p.add_argument("lesson", metavar="LESSON", help="the collected lesson, e.g. 00_welcome")
     p.add_argument("--out", type=Path, default=None,
                    help="CSV of grades (default: grades-LESSON.csv in the course folder)")
     p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
