@@ -183,8 +183,10 @@ def train_epochs(model, x_train_bytes, x_val, *, epochs: int, batch_size: int, o
             if (start // batch_size) % 20 == 0:
                 bar.set_postfix(loss=f"{total / min(n, start + len(idx)):.4f}", refresh=False)
         history["loss"].append(total / n)
-        val = model.evaluate(x_val, x_val, batch_size=1000, verbose=0)
-        history["val_loss"].append(float(np.ravel(val)[0]))
+        # Batch by batch, as Keras's evaluate weighs them, without its tf.data copy of x_val.
+        val = sum(float(np.ravel(model.test_on_batch(x_val[i:i + 1000], x_val[i:i + 1000]))[0])
+                  * len(x_val[i:i + 1000]) for i in range(0, len(x_val), 1000))
+        history["val_loss"].append(val / len(x_val))
         bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", val_loss=f"{history['val_loss'][-1]:.4f}")
         bar.close()
     return history
