@@ -77,7 +77,9 @@ def run_lesson(path: Path) -> tuple[float, float, int]:
     """(wall seconds, peak MiB, cells that raised) for one notebook in a fresh kernel."""
     nb = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory() as work:
+        # The kernel's "running over TCP without encryption" warning is not the lesson's output.
         client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"],
                                 resources={"metadata": {"path": work}})
         start = time.perf_counter()
         with client.setup_kernel():
