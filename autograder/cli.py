@@ -89,7 +89,6 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args) -> int:
     from .build import build
     from .grade import default_jobs, export, generate_feedback, grade, write_csv
-    from .sandbox import bwrap
 
     course = Course(args.course, timeout=getattr(args, "timeout", None),
                     notebook_timeout=getattr(args, "notebook_timeout", None),
@@ -130,8 +129,6 @@ def _run(args) -> int:
     if args.command == "autograde":
         from .collected import grade_collected
 
-        if course.sandbox and not bwrap():
-            raise CourseError("bubblewrap (bwrap) is not installed, so submissions cannot be isolated")
         jobs = default_jobs() if args.jobs is None else args.jobs
         rows = grade_collected(course, args.lesson, jobs=jobs, progress=progress)
         out = write_csv(rows, args.out or course.root / f"grades-{args.lesson}.csv")

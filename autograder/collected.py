@@ -13,7 +13,7 @@ import nbformat
 from tqdm.auto import tqdm
 
 from .course import Course, CourseError
-from .grade import Row, check_jobs, grading_failed, score
+from .grade import Row, check_jobs, grading_failed, require_sandbox, score
 from .submissions import Submission
 
 
@@ -37,6 +37,7 @@ def grade_collected(course: Course, lesson: str, *, jobs: int = 1, feedback: boo
                     progress: bool = True) -> list[Row]:
     """Autograde every collected submission of ``lesson``; rows sorted by student."""
     jobs = check_jobs(jobs)
+    require_sandbox(course)
     lesson = course.check_lessons([lesson])[0]
     subs = collected(course, lesson)
     if not subs:

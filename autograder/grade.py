@@ -114,6 +114,14 @@ def _crash_reason(result: dict) -> str:
     return "nbgrader could not autograde it: " + (_first_line(lines[-1]) if lines else "unknown error")
 
 
+def require_sandbox(course: Course) -> None:
+    """Refuse to grade when the course isolates learners' code and bubblewrap is missing."""
+    if course.sandbox and not bwrap():
+        raise CourseError("bubblewrap (bwrap) is not installed, so submissions cannot be isolated: "
+                          "install it (apt-get install bubblewrap), or pass --no-sandbox to grade "
+                          "without isolation (only for submissions you trust)")
+
+
 def default_jobs() -> int:
     """As many grading jobs as this process may use cores."""
     try:
@@ -212,10 +220,7 @@ def grade(course: Course, source: Path | str, lessons=None, *, feedback: bool = 
     ``sandbox=False``.
     """
     jobs = check_jobs(jobs)
-    if course.sandbox and not bwrap():
-        raise CourseError("bubblewrap (bwrap) is not installed, so submissions cannot be isolated: "
-                          "install it (apt-get install bubblewrap), or pass --no-sandbox to grade "
-                          "without isolation (only for submissions you trust)")
+    require_sandbox(course)
     all_lessons = course.lessons()
     wanted = course.check_lessons(lessons)
     grade_ids = {lesson: set(course.grade_ids(lesson)) for lesson in all_lessons}
