@@ -44,6 +44,9 @@ def parse_args(argv=None):
                              "same run): e.g. the original's TensorFlow vs idivkit on JAX")
     parser.add_argument("--seeds", type=int, default=1,
                         help="grid: train this many seeds together (one program), default 1")
+    parser.add_argument("--layout", choices=("branches", "stacked"), action="append",
+                        help="grid: the layout(s) to time (repeatable); default the device's "
+                             "default (stacked on a GPU, branches on a CPU)")
     parser.add_argument("--mnist", default=None,
                         help="path of mnist.npz (default: idivkit's usual lookup, $IDIVKIT_MNIST first)")
     return parser.parse_args(argv)
@@ -59,6 +62,7 @@ def main(argv=None) -> int:
 
     from idivkit.data import load_mnist
     from idivkit.training import THESIS_GRID, train, train_grid
+    from idivkit.training.grid import default_layout
 
     (x_train, _), (x_test, _) = load_mnist(args.mnist)
     x_train = x_train[: args.n_train]
@@ -95,29 +99,33 @@ def main(argv=None) -> int:
         timings["train"] = result.seconds_per_epoch[1:]
         _report("idivkit train (sigmoid/mse/adam)", result.seconds_per_epoch)
 
-    if "grid" in only:
+    for layout in (args.layout or [default_layout()]) if "grid" in only else ():
+        t0 = time.perf_counter()
         results = train_grid(THESIS_GRID, x_train, x_test, epochs=total, seeds=list(range(args.seeds)),
-                             progress=False)
+                             progress=False, layout=layout)
+        wall = time.perf_counter() - t0
         per_epoch = [sum(r.seconds_per_epoch[e] for r in results) for e in range(total)]
-        timings["grid"] = per_epoch[1:]
-        _report(f"idivkit train_grid ({len(THESIS_GRID)} configurations x {args.seeds} seeds, one program)",
-                per_epoch)
+        name = "grid" if not args.layout or len(args.layout) == 1 else f"grid ({layout})"
+        timings[name] = per_epoch[1:]
+        _report(f"idivkit train_grid ({len(THESIS_GRID)} configurations x {args.seeds} seeds, one program, "
+                f"{layout} layout; {wall:.1f} s in all, model building and compilation included)", per_epoch)
 
     mean = {k: sum(v) / len(v) for k, v in timings.items()}
-    models = {"peer": 1, "train": 1, "grid": len(THESIS_GRID) * args.seeds}
+    models = {name: len(THESIS_GRID) * args.seeds if name.startswith("grid") else 1 for name in mean}
     flops = model_epoch_flops(len(x_train), len(x_test))
-    peak = matmul_peak_gflops()
-    print(f"machine float32 matrix-product peak (numpy, 2048^3, same run): {peak:.0f} GFLOP/s")
+    peak, how = device_peak_gflops(args.backend)
+    print(f"device matrix-product peak ({how}, same run): {peak:.0f} GFLOP/s")
     for name, seconds in mean.items():
         achieved = models[name] * flops / seconds / 1e9
-        print(f"{name:5s}: {achieved:6.1f} GFLOP/s = {achieved / peak:5.1%} of peak "
+        print(f"{name:15s}: {achieved:6.1f} GFLOP/s = {achieved / peak:5.1%} of peak "
               f"({models[name]} model{'s' * (models[name] > 1)}, {seconds:.3f} s/epoch)")
     if "peer" in mean and "train" in mean:
         print(f"ratio peer / train           = {mean['peer'] / mean['train']:.2f}x (target >= 2)")
-    if "peer" in mean and "grid" in mean:
-        n = models["grid"]
-        print(f"ratio {n} x peer / grid       = {n * mean['peer'] / mean['grid']:.2f}x (target >= 5)")
-        print(f"grid seconds per model-epoch = {mean['grid'] / n:.3f}")
+    for name in (k for k in mean if k.startswith("grid")):
+        n = models[name]
+        if "peer" in mean:
+            print(f"ratio {n} x peer / {name} = {n * mean['peer'] / mean[name]:.2f}x (target >= 5)")
+        print(f"{name} seconds per model-epoch = {mean[name] / n:.3f}")
     return 0
 
 
@@ -135,6 +143,28 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     a @ b  # warm-up
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
     return 2.0 * n ** 3 / best / 1e9
+
+
+def device_peak_gflops(backend: str) -> tuple[float, str]:
+    """The matrix-product peak of the device Keras computes on, and how it was measured: on a
+    GPU (JAX) a jitted 8192^3 float32 product, which runs on the TF32 matrix units as the grid's
+    products do; on a CPU numpy's :func:`matmul_peak_gflops`."""
+    if backend == "jax":
+        import jax
+
+        if jax.default_backend() == "gpu":
+            import jax.numpy as jnp
+
+            n, repeats = 8192, 10
+            a = jax.random.uniform(jax.random.key(0), (n, n), jnp.float32)
+            product = jax.jit(lambda a: a @ a)
+            product(a).block_until_ready()  # compile and warm up
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                out = product(a)
+            out.block_until_ready()
+            return repeats * 2.0 * n ** 3 / (time.perf_counter() - t0) / 1e9, "jax, GPU, float32 as TF32, 8192^3"
+    return matmul_peak_gflops(), "numpy, float32, 2048^3"
 
 
 def _timed(fn) -> float:
