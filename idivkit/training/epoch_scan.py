@@ -38,16 +38,16 @@ class EpochScan:
     def make_train_function(self, force=False):
         if not self._scans():
             return super().make_train_function(force)
-        if self.train_function is None or force:
-            self.train_function = _scanned(self.train_step, self.steps_per_execution)
-        return None
+        return self._scan("train_function", self.train_step, force)
 
     def make_test_function(self, force=False):
         if not self._scans():
             return super().make_test_function(force)
-        if self.test_function is None or force:
-            self.test_function = _scanned(self.test_step, self.steps_per_execution)
-        return None
+        return self._scan("test_function", self.test_step, force)
+
+    def _scan(self, attribute: str, step, force: bool) -> None:
+        if getattr(self, attribute) is None or force:
+            setattr(self, attribute, _scanned(step, self.steps_per_execution))
 
 
 def _scanned(step, steps_per_execution: int):
