@@ -227,6 +227,17 @@ def test_stacked_layout_trains_what_the_branches_layout_trains(small):
             np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5 * np.abs(q).max(), err_msg=f"{b.seed} {b.key}")
 
 
+def test_default_layout_follows_the_device():
+    # This machine computes on its CPU (TensorFlow here; the JAX run is checked in a subprocess):
+    # the branches layout; a GPU would get the stacked one (benchmarks/README.md has its timings).
+    import tensorflow as tf
+
+    from idivkit.training.grid import default_layout
+
+    expected = "stacked" if tf.config.list_logical_devices("GPU") else "branches"
+    assert default_layout() == expected
+
+
 def test_train_grid_rejects_bad_input(small):
     x, v = small
     with pytest.raises(ValueError, match="duplicates: relu/mse/adam"):
@@ -261,7 +272,8 @@ alone = T.train(x, v, loss="i2", decoder="sigmoid", optimizer="adadelta", epochs
 configs = ["sigmoid/i2/adadelta", "relu/i2/adadelta", "sigmoid/mse/adadelta", "relu/i1/adam"]
 grids = {layout: T.train_grid(configs, x, v, epochs=2, progress=False, layout=layout)
          for layout in ("branches", "stacked")}
-print(json.dumps({"backend": keras.backend.backend(), "alone": alone.history,
+from idivkit.training.grid import default_layout
+print(json.dumps({"backend": keras.backend.backend(), "layout": default_layout(), "alone": alone.history,
                   "grid": {k: [g.history for g in grid] for k, grid in grids.items()},
                   "weights_close": {k: all(np.allclose(a, b, rtol=1e-4, atol=1e-6)
                                            for a, b in zip(alone.get_weights(), grid[0].get_weights()))
@@ -280,7 +292,7 @@ def test_tiny_train_and_grid_on_jax_backend_in_subprocess():
                           timeout=600, cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["backend"] == "jax"
+    assert out["backend"] == "jax" and out["layout"] == "branches"  # JAX_PLATFORMS=cpu
     for layout in ("branches", "stacked"):  # each epoch one lax.scan (EpochScan) in both layouts
         grid = out["grid"][layout]
         assert all(math.isfinite(v) for h in grid for vals in h.values() for v in vals), layout
