@@ -4,7 +4,9 @@
 * :mod:`.optimizers` :func:`make_optimizer`, :data:`KERAS2_DEFAULTS`
 * :mod:`.loop`       the epoch loop: :func:`epoch_permutation`, input checks, progress
 * :mod:`.single`     :func:`train`, one configuration
-* :mod:`.grid`       :func:`train_grid`, many configurations in one compiled model per optimizer
+* :mod:`.grid`       :func:`train_grid`, many configurations (and seeds) in one compiled model,
+  laid out as :mod:`.branches` (CPUs) or :mod:`.stacked` (GPUs); :mod:`.grouped` applies each
+  configuration's optimizer to its branch; :mod:`.epoch_scan` runs a JAX epoch as one ``lax.scan``
 * :mod:`.result`     :class:`GridConfig`, :class:`TrainResult` and its one storage format
 
 Names load on first use, so ``TrainResult`` and ``GridConfig`` (and saved results) are usable

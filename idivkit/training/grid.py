@@ -26,11 +26,13 @@ variants measured: benchmarks/README.md.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 
 import numpy as np
 
+from .._memory import release_freed_memory
 from .._numerics import check_choice, check_positive_int
 from .._quiet import import_keras
 from ..keras import get_loss
@@ -182,9 +184,15 @@ def train_grid(configs, x_train, x_val=None, *, epochs: int = 50, batch_size: in
     bar.close()
 
     share = [s / len(branches) for s in epoch_seconds]
-    return [TrainResult(config=c, seed=seeds[b], history=histories[k], seconds=float(sum(share)),
+    results = [TrainResult(config=c, seed=seeds[b], history=histories[k], seconds=float(sum(share)),
                         seconds_per_epoch=share, weights=model.branch_weights(k), code_dim=code_dim,
                         epochs=epochs, batch_size=batch_size, optimizer_defaults=optimizer_defaults,
                         clip=clip, backend=keras.backend.backend(), n_train=n,
                         group_seconds=float(sum(epoch_seconds)))
-            for k, (b, c) in enumerate(branches)]
+               for k, (b, c) in enumerate(branches)]
+    # The model, its program and its data are no longer needed: free them now, and give the
+    # freed pages back, so that an idle kernel does not hold them (Binder has 2 GB for all).
+    del model, grouped, owner
+    gc.collect()
+    release_freed_memory()
+    return results
