@@ -124,10 +124,9 @@ def require_sandbox(course: Course) -> None:
 
 def default_jobs() -> int:
     """As many grading jobs as this process may use cores."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    from idivkit._system import usable_cores
+
+    return usable_cores()
 
 
 def check_jobs(jobs) -> int:

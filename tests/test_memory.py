@@ -1,4 +1,4 @@
-"""idivkit._memory.release_freed_memory: freed heap pages really go back to the OS (Linux, glibc)."""
+"""idivkit._system: freed heap pages really go back to the OS (Linux, glibc); the usable cores."""
 
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import pytest
 
 SCRIPT = """
 import os
-from idivkit._memory import release_freed_memory
+from idivkit._system import release_freed_memory
 def rss_mib():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -32,3 +32,12 @@ def test_freed_heap_pages_go_back_to_the_os():
     # ~195 MB were freed but stayed in the process (glibc keeps scattered free chunks)
     assert float(freed) > 150, "the test's allocation did not stay in the heap: it measures nothing"
     assert float(freed) - float(after) > 120, f"RSS {freed} MiB -> {after} MiB"
+
+
+def test_usable_cores_is_this_process_cpu_affinity():
+    import os
+
+    from idivkit._system import usable_cores
+
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert usable_cores() == expected >= 1

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .._system import usable_cores
 from .plan import Plan, UsageError, add_arguments, load_data, validate
 from .store import RunStore, load_records
 from .tables import build_rows, main_table, write_readme, write_tables
@@ -84,7 +85,7 @@ def _train(plan: Plan, store: RunStore, todo: dict, x_train, x_test, y_test) -> 
 
     # The runs' SSIM evaluations are independent numpy work that releases the GIL: one thread
     # per core (150 runs took ~110 s one after another on a GPU machine's CPU).
-    with ThreadPoolExecutor(max_workers=_cores()) as pool:
+    with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         for configs, seeds in programs:
             results = train_grid([GridConfig(*c) for c in configs], x_train, x_test, seeds=seeds,
                                  epochs=plan.epochs, batch_size=plan.batch_size,
@@ -94,13 +95,6 @@ def _train(plan: Plan, store: RunStore, todo: dict, x_train, x_test, y_test) -> 
                 store.save(result, shown, indices)
                 bar.set_postfix_str(f"{n_runs} runs, SSIM of {done}/{len(results)} evaluated")
     bar.close()
-
-
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _programs(todo: dict, seeds_per_program: int) -> list[tuple[list, list[int]]]:

@@ -32,7 +32,7 @@ from collections import Counter
 
 import numpy as np
 
-from .._memory import release_freed_memory
+from .._system import release_freed_memory
 from .._numerics import check_choice, check_positive_int
 from .._quiet import import_keras
 from ..keras import get_loss
