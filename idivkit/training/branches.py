@@ -123,6 +123,6 @@ class BranchesModel(EpochScan, keras.Model):
     def branch_weights(self, k) -> list:
         return [np.asarray(ops.convert_to_numpy(v)) for v in self.stack.branch_vars[k]]
 
-    def variable_group(self, variable_of_branch):
-        """``{id(variable): group}`` from ``variable_of_branch[k]`` = branch k's group."""
-        return {id(v): variable_of_branch[k] for k, vs in enumerate(self.stack.branch_vars) for v in vs}
+    def variable_group(self, group_of_branch):
+        """``{id(variable): group}`` from ``group_of_branch[k]`` = branch k's group."""
+        return {id(v): group_of_branch[k] for k, vs in enumerate(self.stack.branch_vars) for v in vs}
