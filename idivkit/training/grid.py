@@ -32,9 +32,9 @@ from collections import Counter
 
 import numpy as np
 
-from .._system import release_freed_memory
 from .._numerics import check_choice, check_positive_int
 from .._quiet import import_keras
+from .._system import release_freed_memory
 from ..keras import get_loss
 from ..names import THESIS_DECODERS, THESIS_LOSSES, THESIS_OPTIMIZERS
 from .branches import BranchesModel
