@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .._numerics import as_float_array, check_choice
+from ..predict import predict_in_batches
 from ..names import DECODERS, OPTIMIZERS, loss_spec
 
 __all__ = ["GridConfig", "TrainResult", "run_path"]
@@ -146,8 +147,7 @@ class TrainResult:
             raise ValueError(f"x must have shape (N, 784), got {x.shape}")
         model = self.get_model()
         with quiet_retracing():
-            out = model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
-        return np.asarray(out, dtype=np.float32)
+            return predict_in_batches(model, x, batch_size=batch_size)
 
     _STORED = ("seed", "epochs", "batch_size", "code_dim", "optimizer_defaults", "clip", "backend",
                "n_train", "seconds", "group_seconds", "seconds_per_epoch", "history", "evaluation",
