@@ -3,7 +3,9 @@ JupyterLab started the way learners start it, Debian's Chromium, memory (PSS), J
 
 A learner's copy (``learner_tree``) holds what Binder's image holds for learners: ``lessons/``
 (student versions), ``course/nbgrader_config.py`` (no ``course/source``), ``jupyter/learner/``,
-``binder/start`` and ``scripts/``, with the project's ``.venv`` linked in. JupyterLab starts through
+``binder/start`` and ``scripts/``, with the course's environment linked in as ``.venv``: ``.venv-course``,
+which ``scripts/test.sh`` installs from ``binder/requirements.txt`` alone as Binder does (none of the
+test tools, whose imports would change what a kernel holds). JupyterLab starts through
 ``scripts/lab.sh`` (learners) or ``scripts/instructor.sh`` (instructors), in a fresh home folder
 where MNIST sits in the Keras cache as ``binder/postBuild`` leaves it, and with none of the
 variables the tests set for themselves (``IDIVKIT_MNIST``, ``TF_CPP_MIN_LOG_LEVEL``, ...).
@@ -30,6 +32,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
+COURSE_VENV = ROOT / ".venv-course"  # scripts/setup.sh --venv .venv-course (scripts/test.sh runs it)
 
 # Without the background-networking switches Chromium's own traffic is refused on a closed network
 # and it stalls; the rest keep a headless run quiet and reproducible.
@@ -108,8 +111,17 @@ def solved_notebook(lesson: str) -> nbformat.NotebookNode:
 
 
 # Never in a learner's copy: nbgrader's instructor versions, and what only this checkout has.
-NOT_IN_THE_IMAGE = {".git", ".venv", "course", "tests", "test-artifacts", ".pytest_cache", "build", "dist",
-                    "runs", "out"}
+NOT_IN_THE_IMAGE = {".git", ".venv", ".venv-course", "course", "tests", "test-artifacts", ".pytest_cache", "build",
+                    "dist", "runs", "out"}
+
+
+def course_venv() -> Path:
+    """The course's environment alone (``.venv-course``), or an error that says how to make it."""
+    if not (COURSE_VENV / "bin" / "jupyter").is_file():
+        raise RuntimeError(f"{COURSE_VENV} is missing or incomplete: the browser tests run JupyterLab in the "
+                           "course's environment alone; make it with `bash scripts/setup.sh --venv .venv-course` "
+                           "(scripts/test.sh does)")
+    return COURSE_VENV
 
 
 def learner_tree(dest: Path, lessons: list[str], solved: bool = True) -> Path:
@@ -130,7 +142,7 @@ def learner_tree(dest: Path, lessons: list[str], solved: bool = True) -> Path:
         shutil.copytree(ROOT / folder, dest / folder)
     (dest / "course").mkdir()
     shutil.copy2(ROOT / "course" / "nbgrader_config.py", dest / "course")
-    (dest / ".venv").symlink_to(ROOT / ".venv")
+    (dest / ".venv").symlink_to(course_venv())
     for entry in ROOT.iterdir():
         if entry.name not in copied | NOT_IN_THE_IMAGE and not entry.name.endswith(".egg-info"):
             (dest / entry.name).symlink_to(entry)
@@ -143,14 +155,14 @@ def learner_tree(dest: Path, lessons: list[str], solved: bool = True) -> Path:
 
 def instructor_tree(dest: Path) -> Path:
     """An instructor's copy of the repository at ``dest``: course/ (with course/source), lessons/,
-    scripts/, the project's ``.venv`` linked in; nbgrader's generated files left out."""
+    scripts/, the course's environment linked in as ``.venv``; nbgrader's generated files left out."""
     dest.mkdir(parents=True)
     generated = shutil.ignore_patterns("gradebook.db", "release", "submitted", "autograded", "feedback",
                                        ".nbgrader.log", ".ipynb_checkpoints")
     shutil.copytree(ROOT / "course", dest / "course", ignore=generated)
     for folder in ("lessons", "scripts"):
         shutil.copytree(ROOT / folder, dest / folder)
-    (dest / ".venv").symlink_to(ROOT / ".venv")
+    (dest / ".venv").symlink_to(course_venv())
     return dest
 
 
