@@ -31,7 +31,7 @@ from binder_support import (
     read_requirement_lines,
     render_lock,
 )
-from browser_support import learner_environment
+from browser_support import course_venv, learner_environment
 
 REQUIREMENTS = BINDER / "requirements.txt"
 CONSTRAINTS = BINDER / "constraints.txt"
@@ -354,3 +354,19 @@ def test_lesson_00_tells_learners_how_kernels_work():
                      f"Idle kernels of closed tabs are shut down after {minutes:g} minutes",
                      "Validate starts a second, fresh kernel"):
         assert sentence in text, f"lesson 00 does not say: {sentence!r}"
+
+
+def test_course_environment_is_binders_alone():
+    """.venv-course, where the browser tests run JupyterLab and the lessons' kernels, holds what
+    Binder installs and nothing else: exactly the lock's versions, none of the test tools (Keras and
+    TensorFlow import JAX, scikit-learn and OpenCV when they are present: 180 MB more per kernel)."""
+    listing = subprocess.run([str(course_venv() / "bin" / "python"), "-m", "pip", "list", "--format=json"],
+                             capture_output=True, text=True, check=True, timeout=120).stdout
+    installed = {canonicalize_name(p["name"]): p["version"] for p in json.loads(listing)}
+    installed = {name: version for name, version in installed.items()
+                 if name not in INSTALLER_TOOLS and name != PROJECT}
+    lock = exact_pins(CONSTRAINTS)
+    extra = sorted(set(installed) - set(lock))
+    wrong = {name: (lock[name], installed.get(name)) for name in lock if installed.get(name) != lock[name]}
+    assert not extra, f".venv-course holds packages Binder does not install: {extra}"
+    assert not wrong, f".venv-course differs from binder/constraints.txt (lock, installed): {wrong}"
