@@ -15,7 +15,8 @@ test images as validation data, batch 256):
 * grid  -- :func:`idivkit.training.train_grid` of the thesis's 30 configurations.
 
 Each runs one warm-up epoch (compilation) plus ``--epochs`` timed epochs; it prints seconds per
-epoch, the ratios peer/train (target >= 2 on 2 CPU cores) and 30 x peer / grid (target >= 5),
+epoch (every timed epoch and their mean; the summary uses each contender's best timed epoch, as
+``timeit`` does, since a shared machine's load only ever adds time), the ratios peer/train (target >= 2 on 2 CPU cores) and 30 x peer / grid (target >= 5),
 and each contender's achieved GFLOP/s beside the machine's float32 matrix-product peak measured
 in the same run (numpy, the same process), so the distance to the limit is visible. A
 model-epoch is 16.1 GFLOP: five products of 2 x 784 x 32 flops per training image (encoder and
@@ -139,29 +140,29 @@ def main(argv=None) -> int:
             print(f"products floor, {layout} layout ({n_models} models' matrix products alone, compiled): "
                   f"{floors[layout]:.3f} s/epoch")
 
-    mean = {k: sum(v) / len(v) for k, v in timings.items()}
-    models = {name: len(THESIS_GRID) * args.seeds if name.startswith("grid") else 1 for name in mean}
+    best = {k: min(v) for k, v in timings.items()}  # the best timed epoch (see the docstring)
+    models = {name: len(THESIS_GRID) * args.seeds if name.startswith("grid") else 1 for name in best}
     flops = model_epoch_flops(len(x_train), len(x_test))
     peak, how = device_peak_gflops(args.backend)
     print(f"device matrix-product peak ({how}, same run): {peak:.0f} GFLOP/s")
-    for name, seconds in mean.items():
+    for name, seconds in best.items():
         achieved = models[name] * flops / seconds / 1e9
         print(f"{name:15s}: {achieved:6.1f} GFLOP/s = {achieved / peak:5.1%} of peak "
-              f"({models[name]} model{'s' * (models[name] > 1)}, {seconds:.3f} s/epoch)")
-    if "peer" in mean and "train" in mean:
-        print(f"ratio peer / train           = {mean['peer'] / mean['train']:.2f}x (target >= 2)")
-    for name in (k for k in mean if k.startswith("grid")):
+              f"({models[name]} model{'s' * (models[name] > 1)}, best epoch {seconds:.3f} s)")
+    if "peer" in best and "train" in best:
+        print(f"ratio peer / train           = {best['peer'] / best['train']:.2f}x (target >= 2)")
+    for name in (k for k in best if k.startswith("grid")):
         n = models[name]
-        if "peer" in mean:
-            print(f"ratio {n} x peer / {name} = {n * mean['peer'] / mean[name]:.2f}x (target >= 5)")
-        print(f"{name} seconds per model-epoch = {mean[name] / n:.3f}")
+        if "peer" in best:
+            print(f"ratio {n} x peer / {name} = {n * best['peer'] / best[name]:.2f}x (target >= 5)")
+        print(f"{name} seconds per model-epoch = {best[name] / n:.3f}")
     for layout, floor in floors.items():
         n = len(THESIS_GRID) * args.seeds
         achieved = n * flops / floor / 1e9
         print(f"products floor, {layout:8s}: {achieved:6.1f} GFLOP/s = {achieved / peak:5.1%} of peak")
-    if floors and "peer" in mean:
+    if floors and "peer" in best:
         n, floor = len(THESIS_GRID) * args.seeds, min(floors.values())
-        print(f"best possible ratio {n} x peer / grid (the lower products floor) = {n * mean['peer'] / floor:.2f}x")
+        print(f"best possible ratio {n} x peer / grid (the lower products floor) = {n * best['peer'] / floor:.2f}x")
     return 0
 
 
@@ -212,10 +213,14 @@ def products_floor_seconds(backend: str, layout: str, models: int, groups: int, 
     from keras import ops
 
     rng = np.random.default_rng(0)
-    x = rng.random((batch, d), dtype=np.float32)
+
+    def tensor(*shape):  # on the device once, so that no call copies its arguments there
+        return ops.convert_to_tensor(rng.standard_normal(shape, dtype=np.float32) * 0.05)
+
+    x = ops.convert_to_tensor(rng.random((batch, d), dtype=np.float32))
     if layout == "branches":
-        w_enc = rng.standard_normal((d, models * j), dtype=np.float32) * 0.05
-        w_dec = [rng.standard_normal((j, d), dtype=np.float32) * 0.05 for _ in range(models)]
+        w_enc = tensor(d, models * j)
+        w_dec = [tensor(j, d) for _ in range(models)]
 
         def train_step(x, w_enc, w_dec):
             h = ops.matmul(x, w_enc)  # every model's encoder, one product
@@ -232,8 +237,8 @@ def products_floor_seconds(backend: str, layout: str, models: int, groups: int, 
             return [ops.matmul(h[:, k * j:(k + 1) * j], w) for k, w in enumerate(w_dec)]
     else:
         size = models // groups
-        w_enc = [rng.standard_normal((size, d, j), dtype=np.float32) * 0.05 for _ in range(groups)]
-        w_dec = [rng.standard_normal((size, j, d), dtype=np.float32) * 0.05 for _ in range(groups)]
+        w_enc = [tensor(size, d, j) for _ in range(groups)]
+        w_dec = [tensor(size, j, d) for _ in range(groups)]
 
         def train_step(x, w_enc, w_dec):
             grads = []
