@@ -1,7 +1,8 @@
 """How long each lesson takes to run, how much memory it needs, and how long grading takes.
 
-1. Every instructor notebook in course/source runs top to bottom in a fresh kernel (nbclient);
-   a thread samples the RSS of the kernel's process tree (psutil) every 20 ms.
+1. Every instructor notebook in course/source runs top to bottom in a fresh kernel (nbclient)
+   of the course's environment alone (``.venv-course``, as Binder installs it); a thread
+   samples the RSS of the kernel's process tree (psutil) every 20 ms.
 2. One complete submission (the instructor versions of all lessons, one student) is
    autograded by ``idivkit-grade``'s pipeline in a temporary copy of course/.
 3. The whole course as a learner goes through it on Binder: JupyterLab started by scripts/lab.sh
@@ -22,6 +23,7 @@ Ratios below 1 meet them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -31,6 +33,8 @@ from pathlib import Path
 
 import nbformat
 import psutil
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,12 +77,27 @@ class TreeSampler(threading.Thread):
         return self.peak_mb
 
 
+def course_kernel(where: Path) -> KernelManager:
+    """A kernel manager whose kernels run in the course's environment alone (``.venv-course``,
+    as Binder installs it: tests/browser_support.py), whatever environment runs this script."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from browser_support import course_venv
+
+    spec = where / "kernels" / "course"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(course_venv() / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (the course's environment)", "language": "python"}))
+    return KernelManager(kernel_name="course", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]))
+
+
 def run_lesson(path: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak MiB, cells that raised) for one notebook in a fresh kernel."""
+    """(wall seconds, peak MiB, cells that raised) for one notebook in a fresh kernel of the
+    course's environment."""
     nb = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory() as work:
         # The kernel's "running over TCP without encryption" warning is not the lesson's output.
-        client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+        client = NotebookClient(nb, km=course_kernel(Path(work)), timeout=600, allow_errors=True,
                                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
                                 resources={"metadata": {"path": work}})
         start = time.perf_counter()
