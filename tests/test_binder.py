@@ -359,7 +359,7 @@ def test_lesson_00_tells_learners_how_kernels_work():
 def test_course_environment_is_binders_alone():
     """.venv-course, where the browser tests run JupyterLab and the lessons' kernels, holds what
     Binder installs and nothing else: exactly the lock's versions, none of the test tools (Keras and
-    TensorFlow import JAX, scikit-learn and OpenCV when they are present: ~70 MB more per kernel)."""
+    TensorFlow import JAX, scikit-learn and OpenCV when they are present: 70-170 MB more per kernel)."""
     listing = subprocess.run([str(course_venv() / "bin" / "python"), "-m", "pip", "list", "--format=json"],
                              capture_output=True, text=True, check=True, timeout=120).stdout
     installed = {canonicalize_name(p["name"]): p["version"] for p in json.loads(listing)}
