@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .._numerics import as_float_array, check_choice
-from ..predict import predict_in_batches
 from ..names import DECODERS, OPTIMIZERS, loss_spec
+from ..predict import predict_in_batches
 
 __all__ = ["GridConfig", "TrainResult", "run_path"]
 
