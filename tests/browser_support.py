@@ -6,10 +6,10 @@ A learner's copy (``learner_tree``) holds what Binder's image holds for learners
 ``binder/start`` and ``scripts/``, with the course's environment linked in as ``.venv``:
 ``.venv-course``, which ``scripts/test.sh`` installs from ``binder/requirements.txt`` alone as
 Binder does (none of the test tools, whose imports would change what a kernel holds). JupyterLab
-starts through
-``scripts/lab.sh`` (learners) or ``scripts/instructor.sh`` (instructors), in a fresh home folder
-where MNIST sits in the Keras cache as ``binder/postBuild`` leaves it, and with none of the
-variables the tests set for themselves (``IDIVKIT_MNIST``, ``TF_CPP_MIN_LOG_LEVEL``, ...).
+starts through ``scripts/lab.sh`` (learners) or ``scripts/instructor.sh`` (instructors), in a
+fresh home folder where MNIST sits in the Keras cache as ``binder/postBuild`` leaves it, and with
+none of the variables the tests set for themselves (``IDIVKIT_MNIST``, ``TF_CPP_MIN_LOG_LEVEL``,
+...).
 """
 
 from __future__ import annotations
