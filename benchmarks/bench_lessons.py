@@ -39,6 +39,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # browser_support: the learner's copy, JupyterLab, memory
 
 from autograder.course import Course, copy_course  # noqa: E402
 from autograder.grade import grade  # noqa: E402
@@ -80,15 +81,16 @@ class TreeSampler(threading.Thread):
 def course_kernel(where: Path) -> KernelManager:
     """A kernel manager whose kernels run in the course's environment alone (``.venv-course``,
     as Binder installs it: tests/browser_support.py), whatever environment runs this script."""
-    sys.path.insert(0, str(ROOT / "tests"))
     from browser_support import course_venv
 
     spec = where / "kernels" / "course"
     spec.mkdir(parents=True)
+    python = str(course_venv() / "bin" / "python")
     (spec / "kernel.json").write_text(json.dumps({
-        "argv": [str(course_venv() / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (the course's environment)", "language": "python"}))
-    return KernelManager(kernel_name="course", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]))
+    specs = KernelSpecManager(kernel_dirs=[str(spec.parent)])
+    return KernelManager(kernel_name="course", kernel_spec_manager=specs)
 
 
 def run_lesson(path: Path) -> tuple[float, float, int]:
@@ -97,8 +99,10 @@ def run_lesson(path: Path) -> tuple[float, float, int]:
     nb = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory() as work:
         # The kernel's "running over TCP without encryption" warning is not the lesson's output.
+        # The history database in memory, as jupyter_client does for kernels named python3.
         client = NotebookClient(nb, km=course_kernel(Path(work)), timeout=600, allow_errors=True,
-                                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                                extra_arguments=["--IPKernelApp.log_level=ERROR",
+                                                 "--HistoryManager.hist_file=:memory:"],
                                 resources={"metadata": {"path": work}})
         start = time.perf_counter()
         with client.setup_kernel():
@@ -131,7 +135,6 @@ def autograde_complete_submission(lessons: list[str]) -> tuple[float, dict[str, 
 
 def course_run(lessons: list[str]) -> tuple[float, dict[str, float], list[str], float]:
     """(peak PSS MB, peak MB per step, lessons during which TensorFlow was imported, seconds)."""
-    sys.path.insert(0, str(ROOT / "tests"))
     from playwright.sync_api import sync_playwright
 
     from browser_support import (JupyterLab, LessonRun, MemoryWatch, find_chromium, launch_chromium,

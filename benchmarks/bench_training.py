@@ -16,9 +16,10 @@ test images as validation data, batch 256):
 
 Each runs one warm-up epoch (compilation) plus ``--epochs`` timed epochs; it prints seconds per
 epoch (every timed epoch and their mean; the summary uses each contender's best timed epoch, as
-``timeit`` does, since a shared machine's load only ever adds time), the ratios peer/train (target >= 2 on 2 CPU cores) and 30 x peer / grid (target >= 5),
-and each contender's achieved GFLOP/s beside the machine's float32 matrix-product peak measured
-in the same run (numpy, the same process), so the distance to the limit is visible. A
+``timeit`` does, since a shared machine's load only ever adds time), the ratios peer/train
+(target >= 2 on 2 CPU cores) and 30 x peer / grid (target >= 5), and each contender's achieved
+GFLOP/s beside the machine's float32 matrix-product peak measured in the same run (numpy, the
+same process), so the distance to the limit is visible. A
 model-epoch is 16.1 GFLOP: five products of 2 x 784 x 32 flops per training image (encoder and
 decoder forward, the two weight gradients and the code's gradient) over 60,000 images, plus the
 two forward products over 10,000 validation images; elementwise work is not counted.
@@ -59,7 +60,8 @@ def parse_args(argv=None):
                              "default (stacked on a GPU, branches on a CPU)")
     parser.add_argument("--per-loss", action="store_true",
                         help="grid: also time the 10 configurations of each thesis loss as a grid of "
-                             "their own (how much of the grid's time the loss decides)")
+                             "their own (how much of the grid's time the loss decides; the device's "
+                             "default layout, one seed)")
     parser.add_argument("--mnist", default=None,
                         help="path of mnist.npz (default: idivkit's usual lookup, $IDIVKIT_MNIST first)")
     return parser.parse_args(argv)
@@ -261,7 +263,10 @@ def products_floor_seconds(backend: str, layout: str, models: int, groups: int, 
         import tensorflow as tf
 
         compiled = [tf.function(train_step, jit_compile=True), tf.function(val_step, jit_compile=True)]
-        wait = lambda out: out  # TensorFlow on a CPU returns once the program has run
+        if tf.config.list_physical_devices("GPU"):
+            wait = lambda out: tf.nest.flatten(out)[0].numpy()  # a GPU runs on after the call returns
+        else:
+            wait = lambda out: out  # TensorFlow on a CPU returns once the program has run
     per_step = []
     for fn in compiled:
         wait(fn(x, w_enc, w_dec))  # compile

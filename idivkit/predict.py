@@ -34,11 +34,13 @@ def predict_in_batches(model, x, batch_size: int = 1000) -> np.ndarray:
     ndarray, float32, shape (N, ...) of the model's output
         What ``model.predict(x, batch_size=batch_size)`` returns.
     """
+    x = np.asarray(x)
+    if x.dtype != np.float32 and (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        x = x.astype(np.float32)  # the one copy, before the checks (which keep float32 as it is)
     x = as_float_array(x, "x", nonnegative=False)
     if x.ndim < 1 or len(x) == 0:
         raise ValueError(f"x must hold at least one row, got shape {x.shape}")
     batch_size = check_positive_int(batch_size, "batch_size")
-    x = np.asarray(x, dtype=np.float32)
     out = None
     for start in range(0, len(x), batch_size):
         part = np.asarray(model.predict_on_batch(x[start:start + batch_size]), dtype=np.float32)

@@ -11,7 +11,7 @@ requirements=binder/requirements.txt
 while [ $# -gt 0 ]; do
   case "$1" in
     dev) requirements=requirements-dev.txt ;;
-    --venv) [ $# -ge 2 ] || { echo "error: --venv needs a folder" >&2; exit 2; }; venv=$2; shift ;;
+    --venv) [ -n "${2:-}" ] || { echo "error: --venv needs a folder" >&2; exit 2; }; venv=$2; shift ;;
     *) echo "error: unknown argument '$1' (expected: dev, --venv FOLDER)" >&2; exit 2 ;;
   esac
   shift

@@ -359,7 +359,7 @@ def test_lesson_00_tells_learners_how_kernels_work():
 def test_course_environment_is_binders_alone():
     """.venv-course, where the browser tests run JupyterLab and the lessons' kernels, holds what
     Binder installs and nothing else: exactly the lock's versions, none of the test tools (Keras and
-    TensorFlow import JAX, scikit-learn and OpenCV when they are present: 70-170 MB more per kernel)."""
+    TensorFlow import JAX, scikit-learn and OpenCV when they are present: 70-180 MB more per kernel)."""
     listing = subprocess.run([str(course_venv() / "bin" / "python"), "-m", "pip", "list", "--format=json"],
                              capture_output=True, text=True, check=True, timeout=120).stdout
     installed = {canonicalize_name(p["name"]): p["version"] for p in json.loads(listing)}
@@ -368,5 +368,6 @@ def test_course_environment_is_binders_alone():
     lock = exact_pins(CONSTRAINTS)
     extra = sorted(set(installed) - set(lock))
     wrong = {name: (lock[name], installed.get(name)) for name in lock if installed.get(name) != lock[name]}
-    assert not extra, f".venv-course holds packages Binder does not install: {extra}"
+    assert not extra, (f".venv-course holds packages Binder does not install: {extra} (left from an "
+                       f"older lock? delete .venv-course and run scripts/test.sh, which makes it again)")
     assert not wrong, f".venv-course differs from binder/constraints.txt (lock, installed): {wrong}"

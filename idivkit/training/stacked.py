@@ -7,9 +7,10 @@ arguments per step: a GPU waits on them instead of computing. Here the branches 
 optimizer are one stack: each of the four weight tensors gains a leading branch axis, the
 products are batched products (``einsum``), the per-branch losses are one vector metric, and
 the images stay on the device: a step's input is only the images' indices, one column per
-seed, so the host copies no images per epoch. On XLA:CPU batched products are slower than
-separate ones (benchmarks/README.md), which is why :func:`~idivkit.training.train_grid` picks
-this layout on GPUs only.
+seed, so the host copies no images per epoch. On XLA:CPU this layout is slower: its products
+alone take what the branches layout's take, but its elementwise work streams whole stacks
+(30 x 256 x 784 values) through memory instead of one branch at a time (benchmarks/README.md),
+which is why :func:`~idivkit.training.train_grid` picks it on GPUs only.
 
 Exactness as in :mod:`.grid`: the Keras optimizers used here update each weight entry from its
 own history, so a stack is updated as each of its slices would be alone.
