@@ -215,6 +215,10 @@ def main(argv=None) -> int:
         if built != lessons:
             print(f"  note: no student version in lessons/ for {sorted(set(lessons) - set(built))} "
                   "(run idivkit-grade build): left out of the course run")
+        landing = "00_welcome"  # JupyterLab opens it first (jupyter/learner/): the run starts there
+        if built and built[0] != landing:
+            built = [landing] + [lesson for lesson in built if lesson != landing]
+            print(f"  note: {landing} is JupyterLab's landing page: the course run starts with it")
         peak, phases, tensorflow, seconds = course_run(built)
         lessons = built
         worst = max(worst, peak / COURSE_PSS_MB)
